@@ -1,0 +1,49 @@
+"""Reading facts off a ComfyUI model: its self-attention layers and its sigma schedule.
+
+Host glue only; the maths lives in stylealign_core.
+"""
+
+from __future__ import annotations
+
+from ..stylealign_core import LayerKey, StyleAlignedError
+
+# The block kinds, in execution order, under which ComfyUI's UNet tags transformer_options["block"].
+UNET_BLOCK_GROUPS = (("input", "input_blocks"), ("middle", "middle_block"), ("output", "output_blocks"))
+
+
+def _transformer_block_count(module) -> int:
+    """Self-attention transformer blocks inside one UNet block (SpatialTransformer.transformer_blocks)."""
+    return sum(len(child.transformer_blocks) for child in module.modules() if hasattr(child, "transformer_blocks"))
+
+
+def self_attention_layers(model, node_name: str) -> list[LayerKey]:
+    """The UNet's self-attention layers in execution order, named as the attn1 patch sees them.
+
+    Raises StyleAlignedError when the model has none that call attn1 patches (DiT models such as Flux).
+    """
+    diffusion_model = model.get_model_object("diffusion_model")
+    if not all(hasattr(diffusion_model, attribute) for _, attribute in UNET_BLOCK_GROUPS):
+        raise StyleAlignedError(
+            f"{node_name}: the model ({type(diffusion_model).__name__}) is not a UNet with self-attention blocks that "
+            f"accept attn1 patches. StyleAligned works with SD1.x, SD2.x and SDXL models; transformer models such "
+            f"as Flux or SD3 are not supported. Bypass the node for this model."
+        )
+    layers: list[LayerKey] = []
+    middle = diffusion_model.middle_block
+    grouped = {
+        "input": list(enumerate(diffusion_model.input_blocks)),
+        "middle": [(0, middle)] if middle is not None else [],
+        "output": list(enumerate(diffusion_model.output_blocks)),
+    }
+    for kind, _ in UNET_BLOCK_GROUPS:
+        for block_id, block in grouped[kind]:
+            layers.extend((kind, block_id, index) for index in range(_transformer_block_count(block)))
+    if not layers:
+        raise StyleAlignedError(
+            f"{node_name}: the model's UNet has no transformer blocks, so there is no self-attention to share."
+        )
+    return layers
+
+
+def percent_to_sigma(model, percent: float) -> float:
+    return float(model.get_model_object("model_sampling").percent_to_sigma(percent))

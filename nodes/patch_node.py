@@ -1,0 +1,130 @@
+"""StyleAlignedPatch: the model patch node (node id and input names are a public contract)."""
+
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..stylealign_core import (
+    PatchRuntime,
+    ReferenceLogitShift,
+    SharedAttentionPatch,
+    StyleAlignedError,
+    StyleAlignedModelCall,
+    StyleAlignedOptions,
+    select_shared_layers,
+)
+from .host_model import percent_to_sigma, self_attention_layers
+
+NODE_ID = "StyleAlignedPatch"
+MAX_BATCH_SLOT = 4095
+
+
+class StyleAlignedPatch(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id=NODE_ID,
+            display_name="StyleAligned (shared attention)",
+            category="model_patches/style_aligned",
+            description=(
+                "Makes every image of a latent batch share the style of one reference image of that batch "
+                "(Hertz et al., Style Aligned Image Generation via Shared Attention, CVPR 2024). Each target "
+                "image attends to the reference's self-attention tokens, with its queries and keys AdaIN-"
+                "normalised to the reference's statistics. The reference is generated unchanged."
+            ),
+            inputs=[
+                io.Model.Input("model", tooltip="The UNet model (SD1.x, SD2.x, SDXL) to patch. The loaded model itself is not changed."),
+                io.Int.Input(
+                    "reference_index", default=0, min=0, max=MAX_BATCH_SLOT,
+                    tooltip="Slot of the style reference in the latent batch (0 = first image). Every other image takes on its style.",
+                ),
+                io.Boolean.Input(
+                    "share_attention", default=True,
+                    tooltip="Let every target attend to the reference's self-attention keys and values (the core of the method).",
+                ),
+                io.Boolean.Input(
+                    "adain_queries", default=True,
+                    tooltip="Normalise each target's self-attention query input to the reference's per-channel mean and std (AdaIN).",
+                ),
+                io.Boolean.Input(
+                    "adain_keys", default=True,
+                    tooltip="Normalise each target's self-attention key input to the reference's per-channel mean and std (AdaIN).",
+                ),
+                io.Boolean.Input(
+                    "adain_values", default=False,
+                    tooltip="Also normalise the value input. Off in the paper: on makes colours follow the reference more strongly.",
+                ),
+                io.Float.Input(
+                    "reference_strength", default=1.0, min=0.0, max=10.0, step=0.05,
+                    tooltip="Multiplies the attention weight of the reference's tokens (adds log(strength) to their logits). "
+                    "1.0 is the paper; above 1 pulls the style harder, 0 turns sharing off.",
+                ),
+                io.Boolean.Input("share_input_blocks", default=True, tooltip="Share attention in the UNet's input (down) blocks."),
+                io.Boolean.Input("share_middle_block", default=True, tooltip="Share attention in the UNet's middle block."),
+                io.Boolean.Input("share_output_blocks", default=True, tooltip="Share attention in the UNet's output (up) blocks."),
+                io.Float.Input(
+                    "shared_layer_fraction", default=1.0, min=0.0, max=1.0, step=0.05,
+                    tooltip="Fraction of the selected self-attention layers that share, spread evenly over the network. "
+                    "Lower values keep more of each image's own layout and detail.",
+                ),
+                io.Float.Input(
+                    "start_percent", default=0.0, min=0.0, max=1.0, step=0.01,
+                    tooltip="Where in the sampling schedule sharing starts (0 = first step).",
+                ),
+                io.Float.Input(
+                    "end_percent", default=1.0, min=0.0, max=1.0, step=0.01,
+                    tooltip="Where in the sampling schedule sharing ends (1 = last step).",
+                ),
+            ],
+            outputs=[io.Model.Output(tooltip="A patched copy of the model; connect it to the sampler.")],
+        )
+
+    @classmethod
+    def execute(
+        cls,
+        model,
+        reference_index: int,
+        share_attention: bool,
+        adain_queries: bool,
+        adain_keys: bool,
+        adain_values: bool,
+        reference_strength: float,
+        share_input_blocks: bool,
+        share_middle_block: bool,
+        share_output_blocks: bool,
+        shared_layer_fraction: float,
+        start_percent: float,
+        end_percent: float,
+    ) -> io.NodeOutput:
+        if start_percent > end_percent:
+            raise StyleAlignedError(
+                f"{NODE_ID}: start_percent ({start_percent}) is after end_percent ({end_percent}); "
+                f"set start_percent <= end_percent."
+            )
+        options = StyleAlignedOptions(
+            reference_index=reference_index,
+            share_attention=share_attention,
+            adain_queries=adain_queries,
+            adain_keys=adain_keys,
+            adain_values=adain_values,
+            reference_strength=reference_strength,
+            share_input_blocks=share_input_blocks,
+            share_middle_block=share_middle_block,
+            share_output_blocks=share_output_blocks,
+            shared_layer_fraction=shared_layer_fraction,
+            sigma_start=percent_to_sigma(model, start_percent),
+            sigma_end=percent_to_sigma(model, end_percent),
+        )
+        shared_layers = select_shared_layers(self_attention_layers(model, NODE_ID), options)
+        runtime = PatchRuntime()
+
+        patched = model.clone()
+        patched.set_model_attn1_patch(SharedAttentionPatch(options, runtime, shared_layers))
+        # Chain any wrapper already on the model instead of replacing it.
+        previous_wrapper = patched.model_options.get("model_function_wrapper")
+        patched.set_model_unet_function_wrapper(StyleAlignedModelCall(options, runtime, previous_wrapper))
+        if options.needs_logit_shift:
+            transformer_options = patched.model_options.setdefault("transformer_options", {})
+            previous_override = transformer_options.get("optimized_attention_override")
+            transformer_options["optimized_attention_override"] = ReferenceLogitShift(runtime, previous_override)
+        return io.NodeOutput(patched)

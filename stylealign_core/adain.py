@@ -1,0 +1,40 @@
+"""Adaptive instance normalisation (AdaIN) with float32 statistics.
+
+AdaIN(x, y) = sigma(y) * (x - mu(x)) / sigma(x) + mu(y), statistics per channel over the tokens of one
+image. It is applied as one affine pass, x * scale + shift, so a tensor is read once for its statistics
+and once for the result.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# Added to the variance before the square root: a constant feature map (variance 0) then gets a finite
+# scale and maps onto the reference mean instead of producing inf/NaN.
+VARIANCE_EPS = 1e-5
+
+
+def channel_stats(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation over the token axis (-2), in float32, keeping that axis.
+
+    The population variance (correction 0) is used so a one-token feature map has variance 0, not NaN.
+    """
+    variance, mean = torch.var_mean(tokens.float(), dim=-2, keepdim=True, correction=0)
+    return mean, (variance + VARIANCE_EPS).sqrt()
+
+
+def adain_affine(
+    mean: torch.Tensor, std: torch.Tensor, reference_mean: torch.Tensor, reference_std: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale and shift (float32) so that x * scale + shift == AdaIN(x, reference).
+
+    For the reference itself scale is exactly 1 and shift exactly 0, so it passes through bit-identical.
+    """
+    scale = reference_std / std
+    shift = reference_mean - mean * scale
+    return scale, shift
+
+
+def apply_affine(tokens: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """tokens * scale + shift in float32, returned in the tokens' dtype."""
+    return torch.addcmul(shift, tokens.float(), scale).to(tokens.dtype)

@@ -1,0 +1,40 @@
+"""The settings of one StyleAligned patch, as plain data."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StyleAlignedOptions:
+    """Defaults reproduce the paper: AdaIN on the query and key inputs, reference tokens appended to the
+    key and value inputs, values not normalised, every self-attention layer, the whole schedule."""
+
+    reference_index: int = 0
+    share_attention: bool = True
+    adain_queries: bool = True
+    adain_keys: bool = True
+    adain_values: bool = False
+    # Multiplies the attention weight of every reference token (adds log(strength) to its logits); 1 = paper.
+    reference_strength: float = 1.0
+    share_input_blocks: bool = True
+    share_middle_block: bool = True
+    share_output_blocks: bool = True
+    # Fraction of the selected self-attention layers that share, spread evenly over the network.
+    shared_layer_fraction: float = 1.0
+    # Sharing is active while sigma_end <= sigma <= sigma_start (the node converts percents to sigmas).
+    sigma_start: float = math.inf
+    sigma_end: float = 0.0
+
+    @property
+    def logit_shift(self) -> float:
+        """The additive shift on the logits of the reference tokens (0 for the paper's strength 1)."""
+        return math.log(self.reference_strength) if self.reference_strength > 0 else -math.inf
+
+    @property
+    def needs_logit_shift(self) -> bool:
+        return self.share_attention and self.reference_strength != 1.0
+
+    def sigma_is_active(self, sigma: float) -> bool:
+        return self.sigma_end <= sigma <= self.sigma_start

@@ -1,0 +1,39 @@
+"""State shared by the pieces of one patch during a model call.
+
+The model-call wrapper runs once per UNet call and decides whether the schedule is active; the attention
+patch, which runs in every self-attention layer, only reads it. This keeps per-layer work free of host
+syncs such as reading a sigma off the GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What the model-call wrapper decided for the current UNet call."""
+
+    active: bool
+
+
+@dataclass(frozen=True)
+class PendingLogitShift:
+    """Written by the attention patch, consumed by the very next attention call of that layer."""
+
+    own_tokens: int
+    total_tokens: int
+    shift: float
+
+
+class PatchRuntime:
+    def __init__(self) -> None:
+        self.current_call: Optional[CallContext] = None
+        self.patch_calls = 0
+        self.pending_shift: Optional[PendingLogitShift] = None
+
+    def take_pending_shift(self) -> Optional[PendingLogitShift]:
+        pending, self.pending_shift = self.pending_shift, None
+        return pending

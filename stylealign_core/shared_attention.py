@@ -1,0 +1,121 @@
+"""The attn1 patch: targets attend to the reference, with AdaIN-normalised queries and keys.
+
+ComfyUI calls an attn1 patch in every UNet transformer block with the normalised hidden states that feed
+the q, k and v projections of self-attention, and uses what it returns as those inputs. Here, for every
+target image t and the reference r of the same conditioning chunk:
+    q_in(t) = AdaIN(q_in(t), q_in(r))                      (adain_queries)
+    k_in(t) = [AdaIN(k_in(t), k_in(r)) ; k_in(r)]          (adain_keys, share_attention)
+    v_in(t) = [v_in(t) ; v_in(r)]                          (adain_values would normalise v_in(t) too)
+The reference gets [k_in(r) ; k_in(r)]: attending to the same tokens twice leaves its output unchanged,
+and AdaIN against its own statistics is an exact identity, so it is generated as without the patch.
+Targets never see each other's tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from .adain import adain_affine, apply_affine, channel_stats
+from .batch_layout import BatchLayout, batch_layout
+from .layer_selection import LayerKey, block_kind_selected
+from .options import StyleAlignedOptions
+from .runtime import PatchRuntime, PendingLogitShift
+
+
+def _grouped(tokens: torch.Tensor, layout: BatchLayout) -> torch.Tensor:
+    """(rows, L, C) -> (chunks, images, L, C). Also regroups a tensor another patch split into
+    image-major tiles (rows * tiles, L / tiles, C): per-channel statistics ignore token order."""
+    return tokens.reshape(layout.chunks, layout.images_per_chunk, -1, tokens.shape[-1])
+
+
+def _adain_to_reference(tokens: torch.Tensor, layout: BatchLayout) -> torch.Tensor:
+    grouped = _grouped(tokens, layout)
+    mean, std = channel_stats(grouped)
+    r = layout.reference_index
+    scale, shift = adain_affine(mean, std, mean[:, r : r + 1], std[:, r : r + 1])
+    return apply_affine(grouped, scale, shift).reshape(tokens.shape)
+
+
+def _append_reference_tokens(tokens: torch.Tensor, layout: BatchLayout) -> torch.Tensor:
+    grouped = _grouped(tokens, layout)
+    r = layout.reference_index
+    reference = grouped[:, r : r + 1].expand_as(grouped)
+    return torch.cat([grouped, reference], dim=2).reshape(tokens.shape[0], -1, tokens.shape[-1])
+
+
+def share_with_reference(
+    q_in: torch.Tensor, k_in: torch.Tensor, v_in: torch.Tensor, layout: BatchLayout, options: StyleAlignedOptions
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The maths of the patch for one layer (see the module docstring)."""
+    # In self-attention q, k and v inputs are one tensor: normalise it once and reuse the result.
+    normalised: dict[int, torch.Tensor] = {}
+
+    def adain_once(tokens: torch.Tensor) -> torch.Tensor:
+        key = id(tokens)
+        if key not in normalised:
+            normalised[key] = _adain_to_reference(tokens, layout)
+        return normalised[key]
+
+    q_out = adain_once(q_in) if options.adain_queries else q_in
+    k_out = adain_once(k_in) if options.adain_keys else k_in
+    v_out = adain_once(v_in) if options.adain_values else v_in
+    if options.share_attention and options.reference_strength > 0:
+        k_out = _append_reference_tokens(k_out, layout)
+        v_out = _append_reference_tokens(v_out, layout)
+    return q_out, k_out, v_out
+
+
+class SharedAttentionPatch:
+    """The callable registered with ModelPatcher.set_model_attn1_patch."""
+
+    def __init__(
+        self,
+        options: StyleAlignedOptions,
+        runtime: PatchRuntime,
+        shared_layers: Optional[frozenset[LayerKey]] = None,
+    ) -> None:
+        self.options = options
+        self.runtime = runtime
+        # None: the model's layers could not be listed; then every layer of a selected block kind shares.
+        self.shared_layers = shared_layers
+        self._layouts: dict[tuple, BatchLayout] = {}
+
+    def layer_shares(self, extra_options: dict) -> bool:
+        block = extra_options.get("block")
+        if block is None:
+            return self.shared_layers is None
+        if self.shared_layers is None:
+            return block_kind_selected(block[0], self.options)
+        return (block[0], block[1], extra_options.get("block_index", 0)) in self.shared_layers
+
+    def _is_active(self, extra_options: dict) -> bool:
+        if self.runtime.current_call is not None:
+            return self.runtime.current_call.active
+        # No model-call wrapper ran (another node replaced it): read this layer's sigma instead.
+        sigmas = extra_options.get("sigmas")
+        return sigmas is None or self.options.sigma_is_active(float(sigmas.max()))
+
+    def _layout(self, rows: int, cond_or_uncond) -> BatchLayout:
+        # The layout follows each call's own rows and chunks: the host may split cond and uncond
+        # into separate calls, or another wrapper may split a call further.
+        key = (rows, tuple(cond_or_uncond or ()))
+        layout = self._layouts.get(key)
+        if layout is None:
+            layout = self._layouts[key] = batch_layout(rows, cond_or_uncond, self.options.reference_index)
+        return layout
+
+    def __call__(self, q_in, k_in, v_in, extra_options):
+        self.runtime.patch_calls += 1
+        if not self.layer_shares(extra_options) or not self._is_active(extra_options):
+            return q_in, k_in, v_in
+        layout = self._layout(k_in.shape[0], extra_options.get("cond_or_uncond"))
+        if v_in.shape[0] != layout.rows:
+            return q_in, k_in, v_in
+        q_out, k_out, v_out = share_with_reference(q_in, k_in, v_in, layout, self.options)
+        if self.options.needs_logit_shift and k_out.shape[-2] != k_in.shape[-2]:
+            self.runtime.pending_shift = PendingLogitShift(
+                own_tokens=k_in.shape[-2], total_tokens=k_out.shape[-2], shift=self.options.logit_shift
+            )
+        return q_out, k_out, v_out

@@ -1,0 +1,15 @@
+"""Test set-up: `host` (the ComfyUI test host helpers) and the pure-torch core are importable.
+
+The repository root is appended, not prepended, so ComfyUI's own top-level `nodes` module always wins
+over this pack's `nodes/` package; host tests load the pack through ComfyUI (tests/host/comfy_env.py).
+"""
+
+import sys
+from pathlib import Path
+
+TESTS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = TESTS_DIR.parent
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+if str(REPO_ROOT) not in sys.path:
+    sys.path.append(str(REPO_ROOT))

@@ -1,0 +1,127 @@
+"""Tiny random UNets built in process, wrapped the way ComfyUI wraps a loaded checkpoint.
+
+They use the host's own model classes (supported_models.SD15 / SDXL -> model_base -> UNetModel) so
+sampling goes through the real comfy.sample path; only the sizes are small and the weights random.
+"""
+
+from __future__ import annotations
+
+import torch
+
+SD15_TINY_UNET = {
+    "image_size": 32,
+    "in_channels": 4,
+    "out_channels": 4,
+    "model_channels": 32,
+    "num_res_blocks": [1, 1],
+    "channel_mult": [1, 2],
+    "transformer_depth": [1, 1],
+    "transformer_depth_output": [1, 1, 1, 1],
+    "transformer_depth_middle": 1,
+    "context_dim": 32,
+    "use_linear_in_transformer": False,
+    "adm_in_channels": None,
+    "use_spatial_transformer": True,
+    "legacy": False,
+    "use_temporal_attention": False,
+    "use_temporal_resblock": False,
+    "num_heads": 2,
+    "num_head_channels": -1,
+}
+
+# SDXL layout: linear transformer projections, no attention at the first level, two transformer blocks
+# per attention block, and the size/pooled-text "adm" embedding (1280 pooled + 6 x 256 sizes).
+SDXL_TINY_UNET = {
+    "image_size": 32,
+    "in_channels": 4,
+    "out_channels": 4,
+    "model_channels": 32,
+    "num_res_blocks": [1, 1],
+    "channel_mult": [1, 2],
+    "transformer_depth": [0, 2],
+    "transformer_depth_output": [0, 0, 2, 2],
+    "transformer_depth_middle": 2,
+    "context_dim": 64,
+    "use_linear_in_transformer": True,
+    "adm_in_channels": 2816,
+    "num_classes": "sequential",
+    "use_spatial_transformer": True,
+    "legacy": False,
+    "use_temporal_attention": False,
+    "use_temporal_resblock": False,
+    "num_heads": -1,
+    "num_head_channels": 16,
+}
+SDXL_POOLED_DIM = 1280
+
+
+def _randomise(module: torch.nn.Module, seed: int) -> None:
+    """ComfyUI's ops skip weight init; give every parameter a deterministic, well-scaled random value."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in module.named_parameters():
+            if parameter.ndim == 1:
+                is_norm_weight = name.endswith("weight") and ("norm" in name or ".in_layers.0." in name or ".out_layers.0." in name or name.startswith("out.0."))
+                parameter.copy_(1.0 + 0.1 * torch.randn(parameter.shape, generator=generator) if is_norm_weight
+                                else 0.05 * torch.randn(parameter.shape, generator=generator))
+            else:
+                fan_in = parameter[0].numel()
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) / fan_in**0.5)
+
+
+def tiny_model(kind: str = "sd15", seed: int = 0, dtype: torch.dtype = torch.float32):
+    """A ModelPatcher around a tiny random SD1.5-like ("sd15") or SDXL-like ("sdxl") model on the CPU."""
+    import comfy.model_patcher
+    import comfy.supported_models
+
+    config_class, unet_config = {
+        "sd15": (comfy.supported_models.SD15, SD15_TINY_UNET),
+        "sdxl": (comfy.supported_models.SDXL, SDXL_TINY_UNET),
+    }[kind]
+    model_config = config_class(dict(unet_config))
+    model_config.set_inference_dtype(dtype, None)
+    model = model_config.get_model({}, device=torch.device("cpu"))
+    _randomise(model.diffusion_model, seed)
+    model.diffusion_model.to(dtype)
+    return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
+
+
+def tiny_conditioning(kind: str, batch: int = 1, seed: int = 1, tokens: int = 8) -> list:
+    """Random text conditioning in ComfyUI's [[tensor, extras]] form; SDXL gets a batched pooled output."""
+    generator = torch.Generator().manual_seed(seed)
+    context_dim = (SD15_TINY_UNET if kind == "sd15" else SDXL_TINY_UNET)["context_dim"]
+    extras = {}
+    if kind == "sdxl":
+        extras = {"pooled_output": torch.randn(batch, SDXL_POOLED_DIM, generator=generator), "width": 64, "height": 64}
+    return [[torch.randn(batch, tokens, context_dim, generator=generator), extras]]
+
+
+FLUX_TINY_DIT = {
+    "image_model": "flux",
+    "guidance_embed": False,
+    "in_channels": 16,
+    "out_channels": 16,
+    "patch_size": 2,
+    "vec_in_dim": 32,
+    "context_in_dim": 32,
+    "hidden_size": 32,
+    "mlp_ratio": 2.0,
+    "num_heads": 2,
+    "depth": 1,
+    "depth_single_blocks": 1,
+    "axes_dim": [4, 6, 6],
+    "theta": 10000,
+    "qkv_bias": True,
+}
+
+
+def tiny_flux_model():
+    """A tiny random Flux-like DiT: its blocks never call attn1 patches."""
+    import comfy.model_patcher
+    import comfy.supported_models
+
+    model_config = comfy.supported_models.Flux(dict(FLUX_TINY_DIT))
+    model_config.set_inference_dtype(torch.float32, None)
+    model = model_config.get_model({}, device=torch.device("cpu"))
+    _randomise(model.diffusion_model, 0)
+    return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
