@@ -6,14 +6,25 @@ from typing_extensions import override
 
 from comfy_api.latest import ComfyExtension, io
 
+from .invert_node import StyleAlignedInvertReference
 from .patch_node import StyleAlignedPatch
+from .prompt_batch_node import StyleAlignedPromptBatch
+from .reference_file_nodes import StyleAlignedLoadReference, StyleAlignedSaveReference, register_reference_folder
 
 
 class StyleAlignedExtension(ComfyExtension):
     @override
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [StyleAlignedPatch]
+        return [
+            StyleAlignedPatch,
+            StyleAlignedPromptBatch,
+            StyleAlignedInvertReference,
+            StyleAlignedSaveReference,
+            StyleAlignedLoadReference,
+        ]
 
 
 async def comfy_entrypoint() -> StyleAlignedExtension:
+    # Here rather than in ComfyExtension.on_load, which not every host version calls.
+    register_reference_folder()
     return StyleAlignedExtension()

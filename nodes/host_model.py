@@ -1,11 +1,13 @@
-"""Reading facts off a ComfyUI model: its self-attention layers and its sigma schedule.
+"""Reading facts off a ComfyUI model: its self-attention layers, sigma schedule, family and latent space.
 
 Host glue only; the maths lives in stylealign_core.
 """
 
 from __future__ import annotations
 
-from ..stylealign_core import LayerKey, StyleAlignedError
+import torch
+
+from ..stylealign_core import LayerKey, NoiseScaling, SharedAttentionPatch, StyleAlignedError
 
 # The block kinds, in execution order, under which ComfyUI's UNet tags transformer_options["block"].
 UNET_BLOCK_GROUPS = (("input", "input_blocks"), ("middle", "middle_block"), ("output", "output_blocks"))
@@ -47,3 +49,24 @@ def self_attention_layers(model, node_name: str) -> list[LayerKey]:
 
 def percent_to_sigma(model, percent: float) -> float:
     return float(model.get_model_object("model_sampling").percent_to_sigma(percent))
+
+
+def model_family(model) -> str:
+    """What a reference must match: model class, latent space and prediction type (e.g. "BaseModel/SD15/EPS")."""
+    base_model = model.model
+    return f"{type(base_model).__name__}/{type(base_model.latent_format).__name__}/{base_model.model_type.name}"
+
+
+def noise_scaling(model) -> NoiseScaling:
+    model_sampling = model.get_model_object("model_sampling")
+    return NoiseScaling(lambda sigma, noise, latent: model_sampling.noise_scaling(sigma, noise, latent))
+
+
+def to_model_latent(model, latent: torch.Tensor) -> torch.Tensor:
+    """VAE latent (as VAEEncode gives it) -> the model's latent space (what the sampler works in)."""
+    return model.model.process_latent_in(latent.float())
+
+
+def has_style_aligned_patch(model) -> bool:
+    patches = model.model_options.get("transformer_options", {}).get("patches", {}).get("attn1_patch", [])
+    return any(isinstance(patch, SharedAttentionPatch) for patch in patches)

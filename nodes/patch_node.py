@@ -5,6 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..stylealign_core import (
+    HeldReference,
     PatchRuntime,
     ReferenceLogitShift,
     SharedAttentionPatch,
@@ -13,7 +14,8 @@ from ..stylealign_core import (
     StyleAlignedOptions,
     select_shared_layers,
 )
-from .host_model import percent_to_sigma, self_attention_layers
+from .host_model import model_family, noise_scaling, percent_to_sigma, self_attention_layers, to_model_latent
+from .reference_type import StyleAlignedReference
 
 NODE_ID = "StyleAlignedPatch"
 MAX_BATCH_SLOT = 4095
@@ -75,6 +77,12 @@ class StyleAlignedPatch(io.ComfyNode):
                     "end_percent", default=1.0, min=0.0, max=1.0, step=0.01,
                     tooltip="Where in the sampling schedule sharing ends (1 = last step).",
                 ),
+                StyleAlignedReference.Input(
+                    "reference", optional=True,
+                    tooltip="Optional: a real image as the style reference (from the invert or load node). Its slot "
+                    "(reference_index) is held on the image's inverted trajectory and decodes to the image itself; "
+                    "put the encoded image there, e.g. LatentBatch(image latent, empty latents).",
+                ),
             ],
             outputs=[io.Model.Output(tooltip="A patched copy of the model; connect it to the sampler.")],
         )
@@ -95,6 +103,7 @@ class StyleAlignedPatch(io.ComfyNode):
         shared_layer_fraction: float,
         start_percent: float,
         end_percent: float,
+        reference=None,
     ) -> io.NodeOutput:
         if start_percent > end_percent:
             raise StyleAlignedError(
@@ -116,15 +125,27 @@ class StyleAlignedPatch(io.ComfyNode):
             sigma_end=percent_to_sigma(model, end_percent),
         )
         shared_layers = select_shared_layers(self_attention_layers(model, NODE_ID), options)
+        held_reference = None if reference is None else hold_reference(model, reference)
         runtime = PatchRuntime()
 
         patched = model.clone()
         patched.set_model_attn1_patch(SharedAttentionPatch(options, runtime, shared_layers))
         # Chain any wrapper already on the model instead of replacing it.
         previous_wrapper = patched.model_options.get("model_function_wrapper")
-        patched.set_model_unet_function_wrapper(StyleAlignedModelCall(options, runtime, previous_wrapper))
+        patched.set_model_unet_function_wrapper(StyleAlignedModelCall(options, runtime, previous_wrapper, held_reference))
         if options.needs_logit_shift:
             transformer_options = patched.model_options.setdefault("transformer_options", {})
             previous_override = transformer_options.get("optimized_attention_override")
             transformer_options["optimized_attention_override"] = ReferenceLogitShift(runtime, previous_override)
         return io.NodeOutput(patched)
+
+
+def hold_reference(model, reference) -> HeldReference:
+    made_for = reference.metadata.get("model_family")
+    family = model_family(model)
+    if made_for != family:
+        raise StyleAlignedError(
+            f"{NODE_ID}: reference was made with a {made_for} model but this model is {family}. Invert the image "
+            f"again with this model (StyleAlignedInvertReference)."
+        )
+    return HeldReference(reference, to_model_latent(model, reference.clean_latent), noise_scaling(model))

@@ -32,7 +32,7 @@ class BatchLayout:
         return [row for row in range(self.rows) if row not in reference]
 
 
-def batch_layout(rows: int, cond_or_uncond, reference_index: int) -> BatchLayout:
+def batch_layout(rows: int, cond_or_uncond, reference_index: int, real_reference: bool = False) -> BatchLayout:
     """Split `rows` model-call rows into chunks and check that the reference slot exists.
 
     Raises StyleAlignedError with what to change when the batch cannot be style-aligned.
@@ -45,6 +45,12 @@ def batch_layout(rows: int, cond_or_uncond, reference_index: int) -> BatchLayout
             f"batch size."
         )
     images = rows // chunks
+    if images < 2 and real_reference:
+        raise StyleAlignedError(
+            f"{NODE_NAME}: the latent batch has 1 image, which is the reference slot, so no slot is free for a target. "
+            f"Batch the encoded reference with empty latents for the targets (LatentBatch, or EmptyLatentImage with "
+            f"batch_size >= 2) and keep reference_index on the reference's slot."
+        )
     if images < 2:
         raise StyleAlignedError(
             f"{NODE_NAME}: the latent batch has 1 image, so there is nothing to align to a reference. Use a latent "

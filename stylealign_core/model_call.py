@@ -4,30 +4,46 @@ It checks the batch against the reference slot before the UNet runs (so a bad re
 error naming the node, not a traceback from inside attention), decides whether the schedule is active
 at this sigma, and afterwards verifies that the attention patch ran at all: a model whose blocks never
 call attn1 patches (a DiT such as Flux) must not silently produce unaligned images.
+With a real-image reference it also holds the reference slot on the inverted trajectory: the slot's
+input is replaced by the trajectory's latent at this sigma and its denoised prediction by the clean
+latent, so any sampler ends the slot on the reference image.
 """
 
 from __future__ import annotations
 
 from typing import Callable, Optional
 
-from .batch_layout import NODE_NAME, batch_layout
+import torch
+
+from .batch_layout import NODE_NAME, BatchLayout, batch_layout
 from .errors import StyleAlignedError
 from .options import StyleAlignedOptions
+from .reference_trajectory import HeldReference
 from .runtime import CallContext, PatchRuntime
 
 
 class StyleAlignedModelCall:
     def __init__(
-        self, options: StyleAlignedOptions, runtime: PatchRuntime, previous_wrapper: Optional[Callable] = None
+        self,
+        options: StyleAlignedOptions,
+        runtime: PatchRuntime,
+        previous_wrapper: Optional[Callable] = None,
+        held_reference: Optional[HeldReference] = None,
     ) -> None:
         self.options = options
         self.runtime = runtime
         self.previous_wrapper = previous_wrapper
+        self.held_reference = held_reference
 
     def __call__(self, apply_model: Callable, args: dict):
         x, timestep = args["input"], args["timestep"]
         # Checked here, before the UNet runs, so a bad batch is one clear error and not a traceback.
-        batch_layout(x.shape[0], args.get("cond_or_uncond"), self.options.reference_index)
+        layout = batch_layout(
+            x.shape[0], args.get("cond_or_uncond"), self.options.reference_index, self.held_reference is not None
+        )
+        if self.held_reference is not None:
+            args = self._hold_reference_input(args, layout)
+            x = args["input"]
         sigma = float(timestep.max())
         self.runtime.current_call = CallContext(active=self.options.sigma_is_active(sigma))
         calls_before = self.runtime.patch_calls
@@ -45,4 +61,29 @@ class StyleAlignedModelCall:
                 f"works with UNet models (SD1.x, SD2.x, SDXL); transformer models such as Flux or SD3 do not "
                 f"call attn1 patches. Bypass the node for this model."
             )
+        if self.held_reference is not None:
+            output[layout.reference_rows()] = self.held_reference.clean_like(output)
         return output
+
+    def _hold_reference_input(self, args: dict, layout: BatchLayout) -> dict:
+        x, timestep = args["input"], args["timestep"]
+        held = self.held_reference
+        if tuple(x.shape[1:]) != tuple(held.clean_model_latent.shape[1:]):
+            raise StyleAlignedError(
+                f"{NODE_NAME}: the reference latent is {_size(held.clean_model_latent.shape[1:])} but the sampled latents "
+                f"are {_size(x.shape[1:])}. Encode the reference image at the size of the latent batch (or scale it), "
+                f"or make the empty latents the reference's size."
+            )
+        rows = layout.reference_rows()
+        x = x.clone()
+        row_sigmas = timestep.detach().float().cpu().reshape(-1)
+        if row_sigmas.numel() == 1:
+            row_sigmas = row_sigmas.expand(x.shape[0])
+        for row in rows:
+            x[row] = held.input_at(float(row_sigmas[row]), x)
+        return dict(args, input=x)
+
+
+def _size(shape: torch.Size) -> str:
+    channels, *spatial = shape
+    return f"{channels} channels at " + "x".join(str(d) for d in spatial) + " (latent pixels)"

@@ -12,12 +12,15 @@ def node_defaults(node_id: str) -> dict:
     return {item.id: item.default for item in schema.inputs if getattr(item, "default", None) is not None}
 
 
-def run_node(node_id: str, **inputs):
-    """Execute a V3 node with its schema defaults for every input not given; returns its outputs."""
-    node = host_node_class(node_id)
+def node_output(node_id: str, **inputs):
+    """Execute a V3 node with its schema defaults for every input not given; returns its NodeOutput."""
     values = node_defaults(node_id)
     values.update(inputs)
-    return node.execute(**values).result
+    return host_node_class(node_id).execute(**values)
+
+
+def run_node(node_id: str, **inputs):
+    return node_output(node_id, **inputs).result
 
 
 def style_aligned(model, **inputs):

@@ -30,7 +30,8 @@ SD15_TINY_UNET = {
 }
 
 # SDXL layout: linear transformer projections, no attention at the first level, two transformer blocks
-# per attention block, and the size/pooled-text "adm" embedding (1280 pooled + 6 x 256 sizes).
+# per attention block, and the size/pooled-text "adm" embedding (pooled text + 6 x 256 sizes; the pooled
+# width is the tiny CLIP-G's hidden size, 32, instead of 1280).
 SDXL_TINY_UNET = {
     "image_size": 32,
     "in_channels": 4,
@@ -43,7 +44,7 @@ SDXL_TINY_UNET = {
     "transformer_depth_middle": 2,
     "context_dim": 64,
     "use_linear_in_transformer": True,
-    "adm_in_channels": 2816,
+    "adm_in_channels": 32 + 6 * 256,
     "num_classes": "sequential",
     "use_spatial_transformer": True,
     "legacy": False,
@@ -52,7 +53,7 @@ SDXL_TINY_UNET = {
     "num_heads": -1,
     "num_head_channels": 16,
 }
-SDXL_POOLED_DIM = 1280
+SDXL_POOLED_DIM = 32
 
 
 def _randomise(module: torch.nn.Module, seed: int) -> None:
@@ -60,7 +61,7 @@ def _randomise(module: torch.nn.Module, seed: int) -> None:
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, parameter in module.named_parameters():
-            if parameter.ndim == 1:
+            if parameter.ndim <= 1:
                 is_norm_weight = name.endswith("weight") and ("norm" in name or ".in_layers.0." in name or ".out_layers.0." in name or name.startswith("out.0."))
                 parameter.copy_(1.0 + 0.1 * torch.randn(parameter.shape, generator=generator) if is_norm_weight
                                 else 0.05 * torch.randn(parameter.shape, generator=generator))

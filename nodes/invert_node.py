@@ -1,0 +1,104 @@
+"""StyleAlignedInvertReference: a real image (its VAE latent) -> a reference for StyleAlignedPatch."""
+
+from __future__ import annotations
+
+import comfy.sample
+import comfy.samplers
+import comfy.utils
+import latent_preview
+import torch
+from comfy_api.latest import io
+
+from ..stylealign_core import ReferenceTrajectory, StyleAlignedError, invert, inversion_sigmas
+from .host_model import has_style_aligned_patch, model_family, noise_scaling, to_model_latent
+from .reference_type import StyleAlignedReference
+from .text_encoding import encode_prompt
+
+NODE_ID = "StyleAlignedInvertReference"
+
+
+def _inversion_sampler(clean_model_latent: torch.Tensor, scaling, result: dict):
+    """A sampler function (ComfyUI's KSAMPLER contract) that inverts instead of sampling, so the host
+    prepares the model, conditioning and devices exactly as for sampling."""
+
+    def sample(model, x, sigmas, extra_args=None, callback=None, disable=None):
+        extra_args = extra_args or {}
+        ones = x.new_ones([x.shape[0]])
+        clean = clean_model_latent.to(device=x.device, dtype=x.dtype)
+
+        def denoise(latent, sigma):
+            return model(latent.to(x.dtype), ones * sigma, **extra_args)
+
+        def on_step(step, total, latent, denoised):
+            if callback is not None:
+                callback({"i": step - 1, "denoised": denoised, "x": latent, "sigma": sigmas[min(step, total)]})
+
+        result["sigmas"], result["noise"] = invert(denoise, clean, sigmas, scaling, on_step)
+        top = float(result["sigmas"][-1])
+        return scaling.mix(top, clean.float(), result["noise"][-1:].to(x.device)).to(x.dtype)
+
+    return sample
+
+
+class StyleAlignedInvertReference(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id=NODE_ID,
+            display_name="StyleAligned Invert Reference Image",
+            category="model_patches/style_aligned",
+            description=(
+                "Inverts a real image (its latent from VAE Encode) into a noise trajectory with the model, "
+                "deterministically (DDIM-style), so StyleAlignedPatch can use the image as the style reference."
+            ),
+            inputs=[
+                io.Model.Input("model", tooltip="The model you will sample with, before StyleAlignedPatch."),
+                io.Clip.Input("clip", tooltip="The text encoder, to encode the prompt that describes the image."),
+                io.Latent.Input("latent", tooltip="The reference image encoded with VAE Encode (one image)."),
+                io.String.Input(
+                    "prompt", multiline=True, default="a photo",
+                    tooltip="A short description of the reference image; a faithful one inverts more accurately.",
+                ),
+                io.Int.Input(
+                    "steps", default=50, min=2, max=1000,
+                    tooltip="Steps of the inversion schedule. The sampler may use any other step count and scheduler later.",
+                ),
+                io.Combo.Input(
+                    "scheduler", options=list(comfy.samplers.SCHEDULER_NAMES), default="normal",
+                    tooltip="The sigma schedule to invert along.",
+                ),
+            ],
+            outputs=[StyleAlignedReference.Output(display_name="reference", tooltip="Connect to StyleAlignedPatch's reference input, or save it.")],
+        )
+
+    @classmethod
+    def execute(cls, model, clip, latent, prompt: str, steps: int, scheduler: str) -> io.NodeOutput:
+        samples = latent["samples"]
+        if samples.ndim != 4 or samples.shape[0] != 1:
+            raise StyleAlignedError(
+                f"{NODE_ID}: latent holds {samples.shape[0]} images; invert one image at a time "
+                f"(pick one with 'Latent From Batch')."
+            )
+        if has_style_aligned_patch(model):
+            raise StyleAlignedError(
+                f"{NODE_ID}: model already carries StyleAlignedPatch; connect the model from before the patch "
+                f"(straight from the checkpoint loader or LoRA)."
+            )
+        positive = [list(encode_prompt(clip, prompt, NODE_ID))]
+        model_sampling = model.get_model_object("model_sampling")
+        sigmas = inversion_sigmas(comfy.samplers.calculate_sigmas(model_sampling, scheduler, steps)).float()
+        scaling = noise_scaling(model)
+        result: dict = {}
+        sampler = comfy.samplers.KSAMPLER(_inversion_sampler(to_model_latent(model, samples), scaling, result))
+        comfy.sample.sample_custom(
+            model, torch.zeros_like(samples), 1.0, sampler, sigmas, positive, positive, samples,
+            callback=latent_preview.prepare_callback(model, max(1, len(sigmas) - 1)),
+            disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=0,
+        )
+        reference = ReferenceTrajectory(
+            clean_latent=samples.detach().float().cpu(),
+            sigmas=result["sigmas"].cpu(),
+            noise=result["noise"].detach().float().cpu(),
+            metadata={"model_family": model_family(model), "prompt": prompt, "steps": str(steps), "scheduler": scheduler},
+        )
+        return io.NodeOutput(reference)

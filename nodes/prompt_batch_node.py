@@ -1,0 +1,88 @@
+"""StyleAlignedPromptBatch: one prompt per image of the batch, in a single CONDITIONING."""
+
+from __future__ import annotations
+
+from comfy_api.latest import io, ui
+
+from ..stylealign_core import StyleAlignedError, prompt_of_each_image, stack_prompt_conditionings
+from .text_encoding import encode_prompt
+
+NODE_ID = "StyleAlignedPromptBatch"
+PROMPT_PLACEHOLDER = "{prompt}"
+
+
+def prompt_lines(prompts: str) -> list[str]:
+    return [line.strip() for line in prompts.splitlines() if line.strip()]
+
+
+def styled(line: str, style: str) -> str:
+    style = style.strip()
+    if not style:
+        return line
+    if PROMPT_PLACEHOLDER in style:
+        return style.replace(PROMPT_PLACEHOLDER, line)
+    return f"{line}, {style}"
+
+
+def describe_assignment(texts: list[str], image_count: int) -> str:
+    lines = []
+    for image, prompt in enumerate(prompt_of_each_image(len(texts), image_count)):
+        role = "reference" if image == 0 else "target"
+        lines.append(f"image {image} ({role}): line {prompt + 1}: {texts[prompt]}")
+    return "\n".join(lines)
+
+
+class StyleAlignedPromptBatch(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id=NODE_ID,
+            display_name="StyleAligned Prompt Batch",
+            category="conditioning/style_aligned",
+            description=(
+                "Encodes one prompt per line into a single conditioning whose batch gives image i the prompt of "
+                "line i. The first line is the reference image's prompt. Use as the sampler's positive input with a "
+                "latent batch of the same size."
+            ),
+            inputs=[
+                io.Clip.Input("clip", tooltip="The text encoder (from the checkpoint loader)."),
+                io.String.Input(
+                    "prompts", multiline=True,
+                    default="a toy train\na toy car\na toy boat\na toy airplane",
+                    tooltip="One image per non-empty line; line 1 is the style reference (batch slot 0).",
+                ),
+                io.String.Input(
+                    "style", multiline=True, default="in minimal origami style",
+                    tooltip="Text every line receives: appended as ', style', or put where {prompt} stands "
+                    "(e.g. 'a watercolor painting of {prompt}'). Leave empty for the lines alone.",
+                ),
+                io.Latent.Input(
+                    "latent", optional=True,
+                    tooltip="Optional: the latent batch you will sample, to check its size against the prompts and show "
+                    "which image gets which prompt.",
+                ),
+            ],
+            outputs=[
+                io.Conditioning.Output(tooltip="One conditioning with a batch of one prompt per line."),
+                io.Int.Output(display_name="batch_size", tooltip="The number of prompts: connect to the empty latent's batch_size."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, clip, prompts: str, style: str, latent=None) -> io.NodeOutput:
+        lines = prompt_lines(prompts)
+        if not lines:
+            raise StyleAlignedError(
+                f"{NODE_ID}: prompts is empty. Write one prompt per line; the first line is the reference image."
+            )
+        texts = [styled(line, style) for line in lines]
+        cond, extras = stack_prompt_conditionings([encode_prompt(clip, text, NODE_ID) for text in texts], NODE_ID)
+        image_count = len(texts) if latent is None else int(latent["samples"].shape[0])
+        summary = describe_assignment(texts, image_count)
+        if image_count != len(texts):
+            verb = "repeats" if image_count > len(texts) else "cuts"
+            summary = (
+                f"The latent batch has {image_count} images for {len(texts)} prompts: the sampler {verb} the prompts "
+                f"to fit.\n" + summary
+            )
+        return io.NodeOutput([[cond, extras]], len(texts), ui=ui.PreviewText(summary))

@@ -1,0 +1,50 @@
+"""One conditioning whose batch holds one prompt per image.
+
+Each prompt's text-encoder output is (1, tokens, C), with tokens a multiple of the encoder window (77),
+so prompts of different lengths differ in token count. They are brought to a common length by repeating
+each prompt's tokens whole, the way the host itself joins conditionings of different lengths:
+attending to a token sequence repeated k times gives exactly the attention over it once.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .errors import StyleAlignedError
+
+
+def stack_prompt_conditionings(entries: list[tuple[torch.Tensor, dict]], node_name: str) -> tuple[torch.Tensor, dict]:
+    """[(cond (1, T_i, C), extras_i)] -> (cond (N, lcm(T), C), extras with batched pooled_output)."""
+    if not entries:
+        raise StyleAlignedError(f"{node_name}: no prompts to batch.")
+    common_length = math.lcm(*(cond.shape[1] for cond, _ in entries))
+    conds = [cond.repeat(1, common_length // cond.shape[1], 1) for cond, _ in entries]
+    extras: dict = {}
+    for key in entries[0][1]:
+        values = [entry_extras.get(key) for _, entry_extras in entries]
+        if key == "pooled_output":
+            if any(value is None for value in values):
+                raise StyleAlignedError(f"{node_name}: the text encoder gave a pooled output for some prompts only.")
+            extras[key] = torch.cat(values, dim=0)
+        elif all(_same(values[0], value) for value in values[1:]):
+            extras[key] = values[0]
+        else:
+            raise StyleAlignedError(
+                f"{node_name}: the text encoder's '{key}' output differs between prompts, so they cannot share one "
+                f"conditioning batch."
+            )
+    return torch.cat(conds, dim=0), extras
+
+
+def _same(a, b) -> bool:
+    if torch.is_tensor(a) or torch.is_tensor(b):
+        return torch.is_tensor(a) and torch.is_tensor(b) and a.shape == b.shape and bool(torch.equal(a, b))
+    return a == b
+
+
+def prompt_of_each_image(prompt_count: int, image_count: int) -> list[int]:
+    """Which prompt the host gives each latent: it repeats a smaller conditioning batch and cuts a larger
+    one to the latent batch size (comfy.utils.repeat_to_batch_size)."""
+    return [image % prompt_count for image in range(image_count)]

@@ -1,0 +1,75 @@
+"""A real image as the style reference: its clean latent and its noise trajectory over sigma.
+
+Inversion yields, for ascending sigmas s_0 < s_1 < ... < s_n, the noise n_i such that the reference's
+noisy latent at s_i is a(s_i) * clean + b(s_i) * n_i. During sampling, at any sigma of any scheduler,
+the reference slot is put on that trajectory (noise interpolated linearly in sigma, clamped at the ends)
+and its denoised prediction is the clean latent, so every sampler ends the slot on the clean latent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .noise_scaling import NoiseScaling
+
+
+@dataclass
+class ReferenceTrajectory:
+    clean_latent: torch.Tensor  # (1, C, H, W) in the VAE's latent space (as VAEEncode gives it)
+    sigmas: torch.Tensor  # (n + 1,) ascending, float64
+    noise: torch.Tensor  # (n + 1, C, H, W) float32, the model-space noise at each sigma
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.clean_latent.ndim != 4 or self.clean_latent.shape[0] != 1:
+            raise ValueError("the clean latent must be one image (1, C, H, W)")
+        if self.sigmas.ndim != 1 or self.sigmas.numel() < 1 or self.noise.ndim != 4 or self.noise.shape[0] != self.sigmas.shape[0]:
+            raise ValueError("one noise tensor per sigma is required")
+        if self.noise.shape[1:] != self.clean_latent.shape[1:]:
+            raise ValueError("noise and clean latent shapes differ")
+        if not bool(torch.isfinite(self.sigmas).all()) or bool((self.sigmas <= 0).any()) or bool((self.sigmas.diff() <= 0).any()):
+            raise ValueError("sigmas must be positive, finite and ascending")
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return tuple(self.clean_latent.shape[1:])
+
+    def noise_at(self, sigma: float) -> torch.Tensor:
+        """Noise at `sigma`, linear in sigma between the two nearest inverted steps."""
+        sigmas = self.sigmas
+        if sigma <= float(sigmas[0]):
+            return self.noise[0]
+        if sigma >= float(sigmas[-1]):
+            return self.noise[-1]
+        upper = int(torch.searchsorted(sigmas, torch.tensor(float(sigma), dtype=sigmas.dtype), right=False))
+        lower = upper - 1
+        low_sigma, high_sigma = float(sigmas[lower]), float(sigmas[upper])
+        weight = (sigma - low_sigma) / (high_sigma - low_sigma)
+        return torch.lerp(self.noise[lower], self.noise[upper], weight)
+
+    def noisy_latent_at(self, sigma: float, clean_model_latent: torch.Tensor, scaling: NoiseScaling) -> torch.Tensor:
+        """The reference slot's model input at `sigma` (model latent space)."""
+        return scaling.mix(sigma, clean_model_latent, self.noise_at(sigma).to(clean_model_latent))
+
+
+class HeldReference:
+    """Holds the reference slot of every model call on a trajectory (see the module docstring)."""
+
+    def __init__(self, trajectory: ReferenceTrajectory, clean_model_latent: torch.Tensor, scaling: NoiseScaling) -> None:
+        self.trajectory = trajectory
+        self.clean_model_latent = clean_model_latent.float()
+        self.scaling = scaling
+        self._on_device: dict[tuple, torch.Tensor] = {}
+
+    def clean_like(self, like: torch.Tensor) -> torch.Tensor:
+        key = (like.device, like.dtype)
+        if key not in self._on_device:
+            self._on_device[key] = self.clean_model_latent[0].to(device=like.device, dtype=like.dtype)
+        return self._on_device[key]
+
+    def input_at(self, sigma: float, like: torch.Tensor) -> torch.Tensor:
+        """(C, H, W) model input of the reference slot at `sigma`."""
+        noise = self.trajectory.noise_at(sigma).to(device=like.device, dtype=torch.float32)
+        return self.scaling.mix(sigma, self.clean_like(like).float(), noise).to(like.dtype)

@@ -1,0 +1,123 @@
+"""Inversion, trajectories, conditioning batches and reference files in the pure-torch core."""
+
+import math
+
+import pytest
+import torch
+
+from stylealign_core import (
+    HeldReference,
+    NoiseScaling,
+    ReferenceTrajectory,
+    StyleAlignedError,
+    invert,
+    load_reference,
+    prompt_of_each_image,
+    save_reference,
+    stack_prompt_conditionings,
+)
+
+EPS_SCALING = NoiseScaling(lambda sigma, noise, latent: latent + noise * sigma.reshape(-1))
+FLOW_SCALING = NoiseScaling(lambda sigma, noise, latent: (1 - sigma.reshape(-1)) * latent + noise * sigma.reshape(-1))
+
+
+def karras_sigmas(steps, sigma_min=0.03, sigma_max=14.6, rho=7.0):
+    ramp = torch.linspace(0, 1, steps)
+    sigmas = (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+    return torch.cat([sigmas, torch.zeros(1)])
+
+
+def flow_sigmas(steps):
+    return torch.cat([torch.linspace(1.0, 0.02, steps), torch.zeros(1)])
+
+
+def smooth_eps_denoiser(x, sigma):
+    return x - sigma * torch.tanh(x / math.sqrt(1 + sigma * sigma))
+
+
+def smooth_flow_denoiser(x, sigma):
+    return x - sigma * torch.tanh(x)
+
+
+def euler_sample(denoise, x, sigmas):
+    for sigma, next_sigma in zip(sigmas[:-1].tolist(), sigmas[1:].tolist()):
+        x = x + (x - denoise(x, sigma)) / sigma * (next_sigma - sigma)
+    return x
+
+
+@pytest.mark.parametrize(
+    "scaling, denoise, schedule",
+    [(EPS_SCALING, smooth_eps_denoiser, karras_sigmas), (FLOW_SCALING, smooth_flow_denoiser, flow_sigmas)],
+    ids=["eps", "flow"],
+)
+def test_inversion_round_trip_converges(scaling, denoise, schedule):
+    clean = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    errors = []
+    for steps in (10, 30, 100):
+        sigmas = schedule(steps)
+        inverted_sigmas, noise = invert(denoise, clean, sigmas, scaling)
+        assert inverted_sigmas.tolist() == sorted(sigmas[sigmas > 0].double().tolist())
+        top = scaling.mix(float(inverted_sigmas[-1]), clean, noise[-1:])
+        rebuilt = euler_sample(denoise, top, sigmas)
+        errors.append(float((rebuilt - clean).norm() / clean.norm()))
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < 0.05
+
+
+def test_trajectory_rebuilds_inverted_latents_and_interpolates():
+    clean = torch.randn(1, 2, 3, 3)
+    sigmas = torch.tensor([0.5, 1.0, 4.0], dtype=torch.float64)
+    noise = torch.randn(3, 2, 3, 3)
+    trajectory = ReferenceTrajectory(clean_latent=clean, sigmas=sigmas, noise=noise)
+    assert torch.equal(trajectory.noise_at(1.0), noise[1])
+    torch.testing.assert_close(trajectory.noise_at(2.5), 0.5 * noise[1] + 0.5 * noise[2])
+    assert torch.equal(trajectory.noise_at(0.1), noise[0]) and torch.equal(trajectory.noise_at(99.0), noise[2])
+    held = HeldReference(trajectory, clean * 2, EPS_SCALING)
+    torch.testing.assert_close(held.input_at(4.0, clean), (clean * 2 + 4.0 * noise[2:3])[0])
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(sigmas=torch.tensor([1.0, 0.5], dtype=torch.float64)),
+        dict(sigmas=torch.tensor([0.0, 0.5], dtype=torch.float64)),
+        dict(noise=torch.randn(3, 2, 3, 3)),
+        dict(clean_latent=torch.randn(2, 2, 3, 3)),
+    ],
+)
+def test_trajectory_rejects_inconsistent_tensors(bad):
+    values = dict(clean_latent=torch.randn(1, 2, 3, 3), sigmas=torch.tensor([0.5, 1.0], dtype=torch.float64), noise=torch.randn(2, 2, 3, 3))
+    values.update(bad)
+    with pytest.raises(ValueError):
+        ReferenceTrajectory(**values)
+
+
+def test_reference_file_round_trip(tmp_path):
+    trajectory = ReferenceTrajectory(
+        clean_latent=torch.randn(1, 4, 5, 6), sigmas=torch.tensor([0.1, 0.7, 3.0], dtype=torch.float64),
+        noise=torch.randn(3, 4, 5, 6), metadata={"model_family": "BaseModel/SD15/EPS", "prompt": "a cat"},
+    )
+    path = tmp_path / "ref.safetensors"
+    save_reference(trajectory, path)
+    loaded = load_reference(path)
+    for name in ("clean_latent", "sigmas", "noise"):
+        assert torch.equal(getattr(loaded, name), getattr(trajectory, name))
+    assert loaded.metadata == trajectory.metadata
+
+
+def test_prompt_conditionings_stack_by_whole_repetition():
+    short = torch.randn(1, 77, 8)
+    long = torch.randn(1, 154, 8)
+    cond, extras = stack_prompt_conditionings(
+        [(short, {"pooled_output": torch.ones(1, 3)}), (long, {"pooled_output": torch.zeros(1, 3)})], "Node"
+    )
+    assert cond.shape == (2, 154, 8)
+    assert torch.equal(cond[0, :77], short[0]) and torch.equal(cond[0, 77:], short[0]) and torch.equal(cond[1], long[0])
+    assert torch.equal(extras["pooled_output"], torch.cat([torch.ones(1, 3), torch.zeros(1, 3)]))
+    with pytest.raises(StyleAlignedError, match="pooled output for some prompts only"):
+        stack_prompt_conditionings([(short, {"pooled_output": torch.ones(1, 3)}), (short, {"pooled_output": None})], "Node")
+
+
+def test_prompt_of_each_image_follows_the_host():
+    assert prompt_of_each_image(3, 5) == [0, 1, 2, 0, 1]
+    assert prompt_of_each_image(3, 2) == [0, 1]
