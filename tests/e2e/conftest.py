@@ -1,0 +1,78 @@
+"""End-to-end fixtures: one real ComfyUI server per test session, with this pack and the tiny models.
+
+The server runs in a child process (`python main.py --cpu --listen 127.0.0.1 --port N`), so nothing of
+ComfyUI is imported into the pytest process. Its base directory (outputs and server.log included) is
+under pytest's temporary directory; the log is copied to `.cache/artifacts/e2e-server.log` at the end.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from host.api_workflows import TEST_IMAGE_NAME, write_test_image
+from host.server import ComfyServer, comfy_server
+from host.tiny_checkpoint import TINY_CHECKPOINT_NAME, TINY_CONTROLNET_NAME, ensure_tiny_models
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS_DIR = REPO_ROOT / ".cache" / "artifacts"
+E2E_DIR = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(str(item.fspath)).resolve()
+        if E2E_DIR in path.parents:
+            item.add_marker(pytest.mark.e2e)
+            if path.name == "test_browser.py":
+                item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_models():
+    """The tiny SD1.5-layout checkpoint and ControlNet (built once into .cache/models/)."""
+    return ensure_tiny_models()
+
+
+@pytest.fixture(scope="session")
+def comfy(tiny_models, tmp_path_factory, artifacts_dir) -> ComfyServer:
+    """The running server. Model names in its folders: TINY_CHECKPOINT_NAME, TINY_CONTROLNET_NAME;
+    input image: TEST_IMAGE_NAME."""
+    base = tmp_path_factory.mktemp("comfy-base")
+    image = write_test_image(tmp_path_factory.mktemp("inputs") / TEST_IMAGE_NAME)
+    # The log is written in the session's own base directory (sessions may run side by side) and copied to
+    # the artifacts folder when the server has stopped.
+    try:
+        with comfy_server(
+            base,
+            checkpoints={TINY_CHECKPOINT_NAME: tiny_models.checkpoint},
+            controlnets={TINY_CONTROLNET_NAME: tiny_models.controlnet},
+            inputs={TEST_IMAGE_NAME: image},
+        ) as server:
+            yield server
+    finally:
+        if (base / "server.log").is_file():
+            shutil.copyfile(base / "server.log", artifacts_dir / "e2e-server.log")
+
+
+@pytest.fixture(scope="session")
+def object_info(comfy) -> dict:
+    return comfy.object_info()
+
+
+@pytest.fixture
+def unique_prefix(request) -> str:
+    """A SaveImage filename_prefix of its own for each run (no cache hits, easy to find in output/)."""
+    def make(tag: str = "") -> str:
+        name = request.node.name.replace("[", "_").replace("]", "").replace("/", "_").replace(".", "_")
+        return f"e2e/{name}{'_' + tag if tag else ''}_{uuid.uuid4().hex[:8]}"
+    return make

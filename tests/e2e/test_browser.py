@@ -1,0 +1,101 @@
+"""The shipped UI workflows in the real front end (headless Chromium, selenium).
+
+Each `workflows/*.json` is loaded with `window.app.loadGraphData` into the page the test server serves
+(`host.frontend.FrontEnd`); it must load without missing node types, alerts ("Invalid workflow against
+zod schema" included), warning toasts, dialogs or console errors, and its conversion in the page
+(`await app.graphToPrompt()`) must equal its API twin in `workflows/api/` (regenerate a twin with
+`python tests/host/frontend.py workflows/NAME.json`). A screenshot of each loaded graph is kept in
+`.cache/artifacts/browser/`. Skipped only when Chromium, chromedriver or selenium is not installed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from host.api_workflows import API_WORKFLOWS_DIR, WORKFLOWS_DIR, ui_twin
+from host.frontend import BrowserUnavailable, FrontEnd, find_browser
+
+UI_WORKFLOWS = sorted(WORKFLOWS_DIR.glob("*.json"))
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def page(request):
+    try:
+        find_browser()
+    except BrowserUnavailable as reason:
+        pytest.skip(f"browser test needs Chromium and chromedriver: {reason}")
+    comfy = request.getfixturevalue("comfy")  # only once a browser is known to be there
+    with FrontEnd(comfy.url) as front_end:
+        yield front_end
+
+
+@pytest.fixture(scope="module")
+def screenshots_dir(artifacts_dir) -> Path:
+    path = artifacts_dir / "browser"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def test_ui_workflows_are_shipped():
+    assert UI_WORKFLOWS, "no workflows/*.json"
+
+
+@pytest.mark.parametrize("ui_path", UI_WORKFLOWS, ids=[path.stem for path in UI_WORKFLOWS])
+def test_ui_workflow_avoids_known_schema_traps(ui_path: Path):
+    """What the front end's zod schema rejects and hand edits or other tools tend to write."""
+    workflow = json.loads(ui_path.read_text())
+    assert workflow.get("version") == 0.4 or workflow.get("version") == 1
+    assert "floatingLinks" not in workflow or isinstance(workflow["floatingLinks"], list)
+    assert "reroutes" not in (workflow.get("extra") or {})
+    assert "definitions" not in workflow or isinstance(workflow["definitions"], dict)
+    slot_indices = [(node["id"], out["name"]) for node in workflow["nodes"] for out in node.get("outputs", []) if "slot_index" in out]
+    assert slot_indices == [], f"outputs with slot_index: {slot_indices}"
+    assert any(node["type"] in ("Note", "MarkdownNote") for node in workflow["nodes"]), "no note for the user"
+
+
+def test_every_api_twin_has_its_ui_workflow():
+    for api_path in sorted(API_WORKFLOWS_DIR.glob("*.json")):
+        assert ui_twin(api_path).is_file(), f"{api_path} has no UI workflow {ui_twin(api_path)}"
+
+
+def test_front_end_starts_with_the_pack(page):
+    # The server is fresh for this session, so the front end showed its first-run Templates dialog: closed.
+    assert page.templates_dialog_closed
+    assert page.open_dialogs() == []
+    assert page.driver.execute_script("return 'StyleAlignedPatch' in LiteGraph.registered_node_types")
+
+
+@pytest.mark.parametrize("ui_path", UI_WORKFLOWS, ids=[path.stem for path in UI_WORKFLOWS])
+def test_ui_workflow_loads_cleanly_and_matches_its_api_twin(page, screenshots_dir, ui_path: Path):
+    workflow = json.loads(ui_path.read_text())
+    result = page.load_workflow(workflow, name=ui_path.stem, screenshot=screenshots_dir / f"{ui_path.stem}.png")
+    assert result.problems() == [], f"{ui_path.name} does not load cleanly"
+    assert result.node_count == len(workflow["nodes"])
+    assert result.link_count == len(workflow["links"])
+    assert result.screenshot.read_bytes()[:8] == PNG_MAGIC and result.screenshot.stat().st_size > 10_000
+
+    assert result.api_prompt, result.notes
+    (screenshots_dir / f"{ui_path.stem}.api.json").write_text(json.dumps(result.api_prompt, indent=2) + "\n")
+    api_path = API_WORKFLOWS_DIR / ui_path.name
+    assert api_path.is_file(), f"no API twin {api_path}; write it with: python tests/host/frontend.py {ui_path}"
+    assert result.api_prompt == json.loads(api_path.read_text()), (
+        f"{api_path} differs from the front end's conversion of {ui_path} "
+        f"(see {screenshots_dir / (ui_path.stem + '.api.json')}); regenerate with: python tests/host/frontend.py {ui_path}")
+
+
+def test_checker_reports_schema_alert_and_missing_nodes(page, screenshots_dir):
+    """The clean loads above mean something only if the same checks do catch a broken workflow."""
+    broken = copy.deepcopy(json.loads(UI_WORKFLOWS[0].read_text()))
+    broken["floatingLinks"] = None
+    broken["nodes"][0]["type"] = "StyleAlignedNoSuchNode"
+    result = page.load_workflow(broken, name="broken", screenshot=screenshots_dir / "_broken.png")
+    problems = "\n".join(result.problems())
+    assert "Invalid workflow against zod schema" in problems
+    assert "missing node types: ['StyleAlignedNoSuchNode']" in problems
+    # And the next load starts clean again (the "missing nodes" dialog is closed first).
+    assert page.load_workflow(UI_WORKFLOWS[0]).problems() == []

@@ -1,0 +1,135 @@
+"""Helpers for API-format prompts (the `{node_id: {class_type, inputs}}` JSON that POST /prompt takes).
+
+Used by the end-to-end tests and the demo to run the shipped `workflows/api/*.json` on the tiny models:
+`adapt_for_tiny_models` swaps in the tiny checkpoint/ControlNet names, a small resolution, few steps and a
+test input image, and `bypass` builds "the same graph with a node bypassed" the way the front end's Bypass
+mode converts it (the node is removed and each consumer of its output is wired to the node's input of
+the same type).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS_DIR = REPO_ROOT / "workflows"
+API_WORKFLOWS_DIR = WORKFLOWS_DIR / "api"
+
+Prompt = dict[str, dict[str, Any]]
+
+# Input name -> what the tiny set-up puts there. Model file names are given by the caller.
+RESOLUTION_INPUTS = ("width", "height")
+STEP_INPUTS = ("steps",)
+LATENT_NODES = ("EmptyLatentImage", "EmptySD3LatentImage")
+
+
+# The picture LoadImage nodes read in the tests and the tiny demo (put in the server's input folder).
+TEST_IMAGE_NAME = "stylealigned_e2e_input.png"
+TEST_IMAGE_SIZE = 64
+
+
+def write_test_image(path: Path, size: int = TEST_IMAGE_SIZE) -> Path:
+    """A deterministic size×size RGB picture (gradients and a disc) for LoadImage nodes."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (size, size))
+    image.putdata([(256 * x // size, 256 * y // size, 255 - 128 * (x + y) // size) for y in range(size) for x in range(size)])
+    ImageDraw.Draw(image).ellipse((size // 4, size // 4, 3 * size // 4, 3 * size // 4), fill=(250, 220, 40))
+    image.save(path)
+    return Path(path)
+
+
+def load_prompt(path: Path) -> Prompt:
+    prompt = json.loads(Path(path).read_text())
+    if not isinstance(prompt, dict) or not all(isinstance(n, dict) and "class_type" in n for n in prompt.values()):
+        raise ValueError(f"{path} is not an API-format prompt ({{id: {{class_type, inputs}}}})")
+    return prompt
+
+
+def shipped_api_workflows() -> list[Path]:
+    return sorted(API_WORKFLOWS_DIR.glob("*.json"))
+
+
+def ui_twin(api_path: Path) -> Path:
+    return WORKFLOWS_DIR / Path(api_path).name
+
+
+def is_link(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
+
+
+def nodes_of(prompt: Prompt, *class_types: str) -> list[str]:
+    return [nid for nid, node in prompt.items() if node["class_type"] in class_types]
+
+
+def adapt_for_tiny_models(
+    prompt: Prompt,
+    checkpoint_name: str,
+    controlnet_name: str | None = None,
+    image_name: str | None = None,
+    size: int = 64,
+    max_steps: int = 3,
+    filename_prefix: str | None = None,
+) -> Prompt:
+    """A copy of `prompt` that runs in seconds on CPU with the tiny models:
+
+    - every `ckpt_name` (CheckpointLoaderSimple & co.) -> `checkpoint_name`;
+    - every `control_net_name` (ControlNetLoader) -> `controlnet_name`;
+    - every `image` of a LoadImage -> `image_name` (a file in the server's input folder);
+    - every literal `width`/`height` -> `size` (latent sizes, scalers), `steps` -> at most `max_steps`;
+    - every SaveImage `filename_prefix` -> `filename_prefix` (so reruns are not served from the cache and
+      files are easy to find).
+    Batch sizes, seeds, prompts and all StyleAligned settings are kept as shipped."""
+    adapted = copy.deepcopy(prompt)
+    for node in adapted.values():
+        inputs = node.setdefault("inputs", {})
+        for name, value in list(inputs.items()):
+            if is_link(value):
+                continue
+            if name == "ckpt_name":
+                inputs[name] = checkpoint_name
+            elif name == "control_net_name" and controlnet_name is not None:
+                inputs[name] = controlnet_name
+            elif name in RESOLUTION_INPUTS and isinstance(value, int):
+                inputs[name] = size
+            elif name in STEP_INPUTS and isinstance(value, int):
+                inputs[name] = min(value, max_steps)
+        if node["class_type"] == "LoadImage" and image_name is not None:
+            inputs["image"] = image_name
+        if node["class_type"] == "SaveImage" and filename_prefix is not None:
+            inputs["filename_prefix"] = filename_prefix
+    return adapted
+
+
+def bypass(prompt: Prompt, node_ids: Iterable[str], object_info: dict | None = None) -> Prompt:
+    """The prompt with `node_ids` bypassed, as the front end converts a bypassed node: removed, and every
+    link from its output slot k rewired to its first input whose type equals output k's type (for the
+    model patch: MODEL in, MODEL out). Types come from `object_info` ({class_type: info}); without it, the
+    node's first linked input is used (right for a node with a single linked input, like the patch)."""
+    result = copy.deepcopy(prompt)
+    for node_id in node_ids:
+        node = result.pop(node_id)
+        info = (object_info or {}).get(node["class_type"])
+        for consumer in result.values():
+            for name, value in consumer.get("inputs", {}).items():
+                if is_link(value) and value[0] == node_id:
+                    consumer["inputs"][name] = _bypass_source(node, value[1], info)
+    return result
+
+
+def _bypass_source(node: dict, output_slot: int, info: dict | None) -> Any:
+    inputs = node.get("inputs", {})
+    if info is not None:
+        out_type = info["output"][output_slot]
+        declared = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
+        for name in info.get("input_order", {}).get("required", []) + info.get("input_order", {}).get("optional", []):
+            if declared.get(name, [None])[0] == out_type and is_link(inputs.get(name)):
+                return inputs[name]
+        raise ValueError(f"{node['class_type']} has no linked {out_type} input to pass through output {output_slot}")
+    for name, value in inputs.items():
+        if is_link(value):
+            return value
+    raise ValueError(f"{node['class_type']} has no linked input to pass through")
