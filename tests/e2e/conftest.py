@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from host.api_workflows import TEST_IMAGE_NAME, write_test_image
+from host.api_workflows import SHIPPED_IMAGE_NAME, TEST_IMAGE_NAME, write_test_image
 from host.server import ComfyServer, comfy_server
 from host.tiny_checkpoint import TINY_CHECKPOINT_NAME, TINY_CONTROLNET_NAME, ensure_tiny_models
 
@@ -46,7 +46,8 @@ def tiny_models():
 @pytest.fixture(scope="session")
 def comfy(tiny_models, tmp_path_factory, artifacts_dir) -> ComfyServer:
     """The running server. Model names in its folders: TINY_CHECKPOINT_NAME, TINY_CONTROLNET_NAME;
-    input image: TEST_IMAGE_NAME."""
+    input images: TEST_IMAGE_NAME and SHIPPED_IMAGE_NAME (example.png, what the shipped workflows load), both
+    the same 64×64 test picture."""
     base = tmp_path_factory.mktemp("comfy-base")
     image = write_test_image(tmp_path_factory.mktemp("inputs") / TEST_IMAGE_NAME)
     # The log is written in the session's own base directory (sessions may run side by side) and copied to
@@ -56,7 +57,7 @@ def comfy(tiny_models, tmp_path_factory, artifacts_dir) -> ComfyServer:
             base,
             checkpoints={TINY_CHECKPOINT_NAME: tiny_models.checkpoint},
             controlnets={TINY_CONTROLNET_NAME: tiny_models.controlnet},
-            inputs={TEST_IMAGE_NAME: image},
+            inputs={TEST_IMAGE_NAME: image, SHIPPED_IMAGE_NAME: image},
         ) as server:
             yield server
     finally:

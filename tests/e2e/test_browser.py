@@ -4,8 +4,9 @@ Each `workflows/*.json` is loaded with `window.app.loadGraphData` into the page 
 (`host.frontend.FrontEnd`); it must load without missing node types, alerts ("Invalid workflow against
 zod schema" included), warning toasts, dialogs or console errors, and its conversion in the page
 (`await app.graphToPrompt()`) must equal its API twin in `workflows/api/` (regenerate a twin with
-`python tests/host/frontend.py workflows/NAME.json`). A screenshot of each loaded graph is kept in
-`.cache/artifacts/browser/`. Skipped only when Chromium, chromedriver or selenium is not installed.
+`python tests/host/frontend.py workflows/NAME.json`), and the file itself must be what the front end exports
+for the loaded graph (the shipped files are built with `python tests/host/build_workflows.py`). A screenshot
+of each loaded graph is kept in `.cache/artifacts/browser/`. Skipped only when Chromium, chromedriver or selenium is not installed.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def test_ui_workflow_avoids_known_schema_traps(ui_path: Path):
     slot_indices = [(node["id"], out["name"]) for node in workflow["nodes"] for out in node.get("outputs", []) if "slot_index" in out]
     assert slot_indices == [], f"outputs with slot_index: {slot_indices}"
     assert any(node["type"] in ("Note", "MarkdownNote") for node in workflow["nodes"]), "no note for the user"
+    # The saved view: below 0.6 the front end draws nodes without their text ("low quality" rendering).
+    assert workflow.get("extra", {}).get("ds", {}).get("scale", 1) >= 0.6
 
 
 def test_every_api_twin_has_its_ui_workflow():
@@ -78,6 +81,12 @@ def test_ui_workflow_loads_cleanly_and_matches_its_api_twin(page, screenshots_di
     assert result.node_count == len(workflow["nodes"])
     assert result.link_count == len(workflow["links"])
     assert result.screenshot.read_bytes()[:8] == PNG_MAGIC and result.screenshot.stat().st_size > 10_000
+
+    # The file is what the front end itself writes for this graph (load + export gives it back unchanged), so
+    # it carries every input the nodes have now (e.g. StyleAlignedPatch's optional reference).
+    assert result.converted_workflow == workflow, (
+        f"{ui_path.name} is not what the front end exports for it; rebuild it with: python tests/host/build_workflows.py "
+        f"{ui_path.stem} (or re-export a hand-edited file with: python tests/host/frontend.py --resave {ui_path})")
 
     assert result.api_prompt, result.notes
     (screenshots_dir / f"{ui_path.stem}.api.json").write_text(json.dumps(result.api_prompt, indent=2) + "\n")

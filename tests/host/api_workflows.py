@@ -1,10 +1,14 @@
 """Helpers for API-format prompts (the `{node_id: {class_type, inputs}}` JSON that POST /prompt takes).
 
 Used by the end-to-end tests and the demo to run the shipped `workflows/api/*.json` on the tiny models:
-`adapt_for_tiny_models` swaps in the tiny checkpoint/ControlNet names, a small resolution, few steps and a
-test input image, and `bypass` builds "the same graph with a node bypassed" the way the front end's Bypass
-mode converts it (the node is removed and each consumer of its output is wired to the node's input of
-the same type).
+`adapt_for_tiny_models` swaps in the tiny checkpoint/ControlNet names, a small resolution and few steps
+(and, when asked, another input image), and `bypass` builds "the same graph with a node bypassed" the way
+the front end's Bypass mode converts it (the node is removed and each consumer of its output is wired to
+the node's input of the same type). `add_node` taps a graph (e.g. an extra SaveImage).
+
+The shipped workflows' LoadImage nodes read `example.png` (SHIPPED_IMAGE_NAME), the picture ComfyUI ships
+in its input folder; the tests put their own small test picture in the server's input folder under that
+name, so those nodes run as shipped.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ LATENT_NODES = ("EmptyLatentImage", "EmptySD3LatentImage")
 
 # The picture LoadImage nodes read in the tests and the tiny demo (put in the server's input folder).
 TEST_IMAGE_NAME = "stylealigned_e2e_input.png"
+# The picture the shipped workflows load (ComfyUI ships input/example.png).
+SHIPPED_IMAGE_NAME = "example.png"
 TEST_IMAGE_SIZE = 64
 
 
@@ -78,7 +84,8 @@ def adapt_for_tiny_models(
 
     - every `ckpt_name` (CheckpointLoaderSimple & co.) -> `checkpoint_name`;
     - every `control_net_name` (ControlNetLoader) -> `controlnet_name`;
-    - every `image` of a LoadImage -> `image_name` (a file in the server's input folder);
+    - every `image` of a LoadImage -> `image_name` (a file in the server's input folder) when given, else
+      kept as shipped;
     - every literal `width`/`height` -> `size` (latent sizes, scalers), `steps` -> at most `max_steps`;
     - every SaveImage `filename_prefix` -> `filename_prefix` (so reruns are not served from the cache and
       files are easy to find).
@@ -106,8 +113,9 @@ def adapt_for_tiny_models(
 
 def bypass(prompt: Prompt, node_ids: Iterable[str], object_info: dict | None = None) -> Prompt:
     """The prompt with `node_ids` bypassed, as the front end converts a bypassed node: removed, and every
-    link from its output slot k rewired to its first input whose type equals output k's type (for the
-    model patch: MODEL in, MODEL out). Types come from `object_info` ({class_type: info}); without it, the
+    link from its output slot k rewired to its input k when that one has output k's type (ControlNetApply-
+    Advanced: positive → positive, negative → negative), else to its first input of that type (the model
+    patch: MODEL in, MODEL out). Types come from `object_info` ({class_type: info}); without it, the
     node's first linked input is used (right for a node with a single linked input, like the patch)."""
     result = copy.deepcopy(prompt)
     for node_id in node_ids:
@@ -125,11 +133,29 @@ def _bypass_source(node: dict, output_slot: int, info: dict | None) -> Any:
     if info is not None:
         out_type = info["output"][output_slot]
         declared = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
-        for name in info.get("input_order", {}).get("required", []) + info.get("input_order", {}).get("optional", []):
-            if declared.get(name, [None])[0] == out_type and is_link(inputs.get(name)):
-                return inputs[name]
+        order = info.get("input_order", {}).get("required", []) + info.get("input_order", {}).get("optional", [])
+        matching = [name for name in order if declared.get(name, [None])[0] == out_type and is_link(inputs.get(name))]
+        if output_slot < len(order) and order[output_slot] in matching:
+            return inputs[order[output_slot]]
+        if matching:
+            return inputs[matching[0]]
         raise ValueError(f"{node['class_type']} has no linked {out_type} input to pass through output {output_slot}")
     for name, value in inputs.items():
         if is_link(value):
             return value
     raise ValueError(f"{node['class_type']} has no linked input to pass through")
+
+
+def add_node(prompt: Prompt, class_type: str, inputs: dict[str, Any], title: str | None = None) -> str:
+    """Add a node to `prompt` (in place) under the next free numeric id; return that id."""
+    node_id = str(max((int(nid) for nid in prompt if str(nid).isdigit()), default=0) + 1)
+    prompt[node_id] = {"class_type": class_type, "inputs": dict(inputs)}
+    if title:
+        prompt[node_id]["_meta"] = {"title": title}
+    return node_id
+
+
+def consumers(prompt: Prompt, node_id: str, output: int | None = None) -> list[tuple[str, str]]:
+    """(consumer id, input name) of every link from `node_id` (from its `output` slot, or any)."""
+    return [(nid, name) for nid, node in prompt.items() for name, value in node.get("inputs", {}).items()
+            if is_link(value) and value[0] == node_id and (output is None or value[1] == output)]

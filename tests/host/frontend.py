@@ -16,6 +16,10 @@ Run as a script it regenerates the API twins of UI workflows with the front end'
 
     python tests/host/frontend.py workflows/stylealigned_sd15_set.json ...   # writes workflows/api/<name>.json
     python tests/host/frontend.py --all                                     # every workflows/*.json
+    python tests/host/frontend.py --all --resave    # also rewrite the UI files as the front end exports them
+
+`FrontEnd.build_workflow` builds a graph in the page from a short spec with the front end's own node classes;
+tests/host/build_workflows.py makes the shipped workflows with it.
 """
 
 from __future__ import annotations
@@ -95,6 +99,67 @@ const done = arguments[arguments.length - 1];
 window.app.graphToPrompt().then(
   (result) => done({ok: true, output: JSON.stringify(result.output), workflow: JSON.stringify(result.workflow)}),
   (error) => done({ok: false, error: String(error && (error.stack || error))}));
+"""
+
+# Builds a graph in the page from a spec (see FrontEnd.build_workflow) with the front end's own node classes,
+# fits the view to it, and returns the workflow as the front end exports it (graphToPrompt().workflow).
+_BUILD_JS = r"""
+const [spec, viewport, done] = arguments;
+(async () => {
+  app.graph.clear();
+  const nodes = {};
+  for (const s of spec.nodes) {
+    const node = LiteGraph.createNode(s.type);
+    if (!node) throw new Error(`unknown node type ${s.type}`);
+    node.id = s.id;
+    app.graph.add(node);
+    if (node.id !== s.id) throw new Error(`node ${s.type} got id ${node.id}, not ${s.id}`);
+    if (s.title) node.title = s.title;
+    for (const [name, value] of Object.entries(s.widgets || {})) {
+      const widget = (node.widgets || []).find(w => w.name === name);
+      if (!widget) throw new Error(`${s.type} has no widget ${name} (has ${(node.widgets || []).map(w => w.name)})`);
+      widget.value = value;
+    }
+    if (s.color) node.color = s.color;
+    if (s.bgcolor) node.bgcolor = s.bgcolor;
+    const min = node.computeSize();
+    const size = s.size || min;
+    node.size = [Math.max(size[0], min[0]), Math.max(size[1], min[1])];
+    node.pos = s.pos;
+    nodes[s.id] = node;
+  }
+  for (const [from, output, to, input] of spec.links) {
+    const source = nodes[from], target = nodes[to];
+    const slot = typeof output === 'number' ? output : source.findOutputSlot(output);
+    const targetSlot = target.findInputSlot(input);
+    if (slot < 0 || targetSlot < 0) throw new Error(`no slot for link ${from}.${output} -> ${to}.${input}`);
+    if (!source.connect(slot, target, targetSlot)) throw new Error(`could not link ${from}.${output} -> ${to}.${input}`);
+  }
+  for (const g of spec.groups || []) {
+    const group = new LiteGraph.LGraphGroup(g.title);
+    group.pos = [g.bounding[0], g.bounding[1]];
+    group.size = [g.bounding[2], g.bounding[3]];
+    if (g.color) group.color = g.color;
+    app.graph.add(group);
+  }
+  // The view a user gets on opening the file: the whole graph, at most 1:1.
+  let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
+  for (const node of app.graph.nodes) {
+    x0 = Math.min(x0, node.pos[0]); y0 = Math.min(y0, node.pos[1] - LiteGraph.NODE_TITLE_HEIGHT);
+    x1 = Math.max(x1, node.pos[0] + node.size[0]); y1 = Math.max(y1, node.pos[1] + node.size[1]);
+  }
+  for (const group of app.graph.groups || []) {
+    x0 = Math.min(x0, group.pos[0]); y0 = Math.min(y0, group.pos[1]);
+    x1 = Math.max(x1, group.pos[0] + group.size[0]); y1 = Math.max(y1, group.pos[1] + group.size[1]);
+  }
+  const [left, top, width, height] = viewport;
+  const scale = Math.floor(1000 * Math.min(1, width / (x1 - x0), height / (y1 - y0))) / 1000;
+  app.canvas.ds.scale = scale;
+  app.canvas.ds.offset = [Math.round(left / scale - x0), Math.round(top / scale - y0)];
+  app.canvas.setDirty(true, true);
+  const result = await app.graphToPrompt();
+  return {ok: true, workflow: JSON.stringify(result.workflow), output: JSON.stringify(result.output)};
+})().then(done, (error) => done({ok: false, error: String(error && (error.stack || error))}));
 """
 
 # Closes open dialogs with their own close (×) buttons; returns the keys of those that stay open.
@@ -329,6 +394,42 @@ class FrontEnd:
             result.notes.append(f"graphToPrompt failed: {converted.get('error')}")
         return result
 
+    def build_workflow(self, spec: dict, viewport: tuple[int, int, int, int] = (80, 90, 1480, 730)) -> dict:
+        """Build a graph in the page from `spec` and return it as the front end exports it (UI format).
+
+        spec: {"nodes": [{"id", "type", "pos", "size"?, "title"?, "widgets": {name: value}?, "color"?,
+        "bgcolor"?}], "links": [(from_id, output name or index, to_id, input name)], "groups"?: [{"title",
+        "bounding": [x, y, w, h], "color"?}]}. Nodes are made with LiteGraph.createNode (so every input,
+        optional inputs and widget sockets included, is what the front end itself creates), widgets are set
+        by name, links are made with node.connect (a widget's socket takes a link: a "converted widget").
+        The saved view (extra.ds) shows the whole graph in the screen rectangle `viewport` (left, top, width,
+        height): the canvas of a 1600×1000 window less the side bar, the top bar and some margin."""
+        self.close_templates_dialog()
+        self.close_dialogs()
+        built = self.driver.execute_async_script(_BUILD_JS, spec, list(viewport))
+        if not built.get("ok"):
+            raise RuntimeError(f"building the graph failed: {built.get('error')}")
+        return json.loads(built["workflow"])
+
+
+def save_as_exported(page: FrontEnd, ui_path: Path, workflow: dict, max_rounds: int = 4) -> LoadResult:
+    """Write `workflow` to `ui_path` as the front end exports it: write, load like a user's file, and write
+    the front end's export of it (graphToPrompt's `workflow`) until loading and exporting give the file back
+    unchanged. Returns the last load (its api_prompt is the API twin). Raises if the file does not load
+    cleanly or does not settle."""
+    ui_path = Path(ui_path)
+    for _ in range(max_rounds):
+        ui_path.write_text(json.dumps(workflow, indent=2, ensure_ascii=False) + "\n")
+        result = page.load_workflow(ui_path)
+        if result.problems():
+            raise RuntimeError(f"{ui_path.name} does not load cleanly:\n  " + "\n  ".join(result.problems()))
+        if result.converted_workflow is None:
+            raise RuntimeError(f"{ui_path.name}: no export ({result.notes})")
+        if result.converted_workflow == workflow:
+            return result
+        workflow = result.converted_workflow
+    raise RuntimeError(f"{ui_path.name}: loading and exporting the workflow does not settle after {max_rounds} rounds")
+
 
 def write_api_twin(result: LoadResult, api_path: Path) -> Path:
     if result.api_prompt is None:
@@ -346,6 +447,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("workflows", nargs="*", type=Path, help="UI workflow files (default with --all: workflows/*.json)")
     parser.add_argument("--all", action="store_true", help="every workflows/*.json")
     parser.add_argument("--screenshots", type=Path, default=None, help="folder for a screenshot of each loaded graph")
+    parser.add_argument("--resave", action="store_true",
+                        help="also rewrite each UI file as the front end exports it (after hand edits, or when a node "
+                             "gained inputs); the browser test expects the shipped files in that form")
     options = parser.parse_args(argv)
 
     if __package__:
@@ -365,6 +469,13 @@ def main(argv: list[str] | None = None) -> int:
     with comfy_server() as server, FrontEnd(server.url) as page:
         for path in paths:
             shot = options.screenshots / f"{path.stem}.png" if options.screenshots else None
+            if options.resave:
+                try:
+                    save_as_exported(page, path, json.loads(Path(path).read_text()))
+                except RuntimeError as error:
+                    failed = True
+                    print(f"{path}: NOT rewritten: {error}", file=sys.stderr)
+                    continue
             result = page.load_workflow(path, screenshot=shot)
             if result.problems():
                 failed = True

@@ -112,8 +112,9 @@ class ComfyServer:
     """A running ComfyUI server process and a small urllib client for it."""
 
     def __init__(self, base_dir: Path, port: int | None = None, log_path: Path | None = None,
-                 extra_args: tuple[str, ...] = (), comfy_root: Path | None = None):
+                 extra_args: tuple[str, ...] = (), comfy_root: Path | None = None, cpu: bool = True):
         self.base_dir = Path(base_dir).resolve()
+        self.cpu = cpu  # False: let ComfyUI pick the GPU (the demo with a real checkpoint on a GPU machine)
         self.port = port or free_port()
         self.log_path = Path(log_path) if log_path else self.base_dir / "server.log"
         self.extra_args = tuple(extra_args)
@@ -128,7 +129,7 @@ class ComfyServer:
     # ---- process ---------------------------------------------------------------------------------------
     def command(self) -> list[str]:
         return [
-            sys.executable, "main.py", "--cpu", "--listen", HOST, "--port", str(self.port),
+            sys.executable, "main.py", *(["--cpu"] if self.cpu else []), "--listen", HOST, "--port", str(self.port),
             "--base-directory", str(self.base_dir), "--disable-auto-launch",
             *self._database_args(),
             *self.extra_args,
@@ -358,12 +359,13 @@ def comfy_server(
     extra_args: tuple[str, ...] = (),
     startup_timeout: float = 180.0,
     keep_base_dir: bool = True,
+    cpu: bool = True,
 ) -> Iterator[ComfyServer]:
     """Start a ComfyUI server with this pack for the duration of a `with` block (stopped in any case)."""
     made_temp = base_dir is None
     base = Path(tempfile.mkdtemp(prefix="comfy-stylealigned-")) if made_temp else Path(base_dir)
     prepare_base_directory(base, checkpoints, controlnets, inputs)
-    server = ComfyServer(base, log_path=log_path, extra_args=extra_args)
+    server = ComfyServer(base, log_path=log_path, extra_args=extra_args, cpu=cpu)
     try:
         for attempt in range(3):
             try:
@@ -373,7 +375,7 @@ def comfy_server(
                 # The free port can be taken between choosing it and the server binding it: choose again.
                 if attempt == 2 or "address already in use" not in server.log_text().lower():
                     raise
-                server = ComfyServer(base, log_path=log_path, extra_args=extra_args)
+                server = ComfyServer(base, log_path=log_path, extra_args=extra_args, cpu=cpu)
         yield server
     finally:
         server.stop()

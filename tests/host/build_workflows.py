@@ -1,0 +1,290 @@
+"""Build the shipped workflows (`workflows/*.json`, UI format) in the real front end, and their API twins.
+
+Each workflow is described below as nodes (type, position, widget values by name), links and notes. The
+graph is built in the page that a test server serves, with the front end's own node classes
+(`FrontEnd.build_workflow`), exported exactly as the front end exports a workflow (graphToPrompt's
+`workflow`), loaded back like a user's file (it must load with no missing node, alert or warning) and
+re-exported until the file is a fixed point of load + export; the API twin `workflows/api/NAME.json` is
+the front end's conversion of that file (graphToPrompt's `output`). So a node that gains an input is
+picked up by running this again:
+
+    python tests/host/build_workflows.py            # every workflow below
+    python tests/host/build_workflows.py stylealigned_sd15_set
+
+A workflow edited by hand instead is brought into the exported form, with its twin, by
+`python tests/host/frontend.py --resave FILE`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if __package__:
+    from .api_workflows import API_WORKFLOWS_DIR, WORKFLOWS_DIR
+    from .fetch_comfyui import comfyui_path
+    from .frontend import FrontEnd, save_as_exported, write_api_twin
+    from .server import comfy_server
+else:  # run as a script: import the helpers as the `host` package; tests/host itself must not shadow ComfyUI's modules
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+    sys.path.insert(0, str(HERE.parent))
+    from host.api_workflows import API_WORKFLOWS_DIR, WORKFLOWS_DIR
+    from host.fetch_comfyui import comfyui_path
+    from host.frontend import FrontEnd, save_as_exported, write_api_twin
+    from host.server import comfy_server
+
+SD15_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
+SDXL_CHECKPOINT = "sd_xl_base_1.0.safetensors"
+CANNY_CONTROLNET = "control_v11p_sd15_canny.pth"
+INPUT_IMAGE = "example.png"  # ComfyUI ships input/example.png
+NOTE_COLORS = {"color": "#432", "bgcolor": "#653"}  # the front end's "yellow" node colour, as notes usually have
+UUID_NAMESPACE = uuid.UUID("6f3c2a8e-5b1d-4e7a-9c4f-2d8b1a7e3f50")
+
+PATCH_DEFAULTS = {
+    "reference_index": 0, "share_attention": True, "adain_queries": True, "adain_keys": True, "adain_values": False,
+    "reference_strength": 1.0, "share_input_blocks": True, "share_middle_block": True, "share_output_blocks": True,
+    "shared_layer_fraction": 1.0, "start_percent": 0.0, "end_percent": 1.0,
+}
+
+
+def node(node_id: int, type_: str, pos: tuple[int, int], size: tuple[int, int] | None = None, title: str | None = None,
+         **widgets) -> dict:
+    spec = {"id": node_id, "type": type_, "pos": list(pos), "widgets": widgets}
+    if size:
+        spec["size"] = list(size)
+    if title:
+        spec["title"] = title
+    return spec
+
+
+def note(node_id: int, pos: tuple[int, int], size: tuple[int, int], title: str, text: str) -> dict:
+    return {"id": node_id, "type": "Note", "pos": list(pos), "size": list(size), "title": title,
+            "widgets": {"text": text.strip()}, **NOTE_COLORS}
+
+
+def ksampler(node_id: int, pos, seed: int, steps: int, cfg: float = 7.0) -> dict:
+    return node(node_id, "KSampler", pos, (320, 270), seed=seed, control_after_generate="fixed", steps=steps, cfg=cfg,
+                sampler_name="euler", scheduler="normal", denoise=1.0)
+
+
+# ---- the workflows ------------------------------------------------------------------------------------------
+
+SET_NOTE = """
+StyleAligned: a set of images in one shared style (Hertz et al., CVPR 2024)
+
+What to choose:
+1. Load Checkpoint: your {family} model ({checkpoint} or {others}).
+2. StyleAligned Prompt Batch: one image per line. Line 1 is the style reference (batch slot 0); every other line is a target that takes on the reference's style. "style" is added to every line (or put where {{prompt}} stands).
+3. Empty Latent Image: its batch_size is linked to the prompt batch, so the set has one image per line. {size_hint}
+4. StyleAligned: reference_index is the batch slot of the reference (0 = line 1). The other settings follow the paper; raise reference_strength to pull the style harder, lower shared_layer_fraction to keep more of each image's own layout.
+5. KSampler: the seed is fixed so the set is reproducible; change it for a new set.
+
+The reference image comes out exactly as without the StyleAligned node: bypass that node (Ctrl+B) to compare.
+"""
+
+
+def prompt_set(name: str, checkpoint: str, family: str, others: str, size: int, size_hint: str, prompts: str, style: str,
+               negative: str, seed: int, steps: int) -> dict:
+    """Checkpoint → StyleAlignedPatch → KSampler, prompts from StyleAlignedPromptBatch whose batch_size output
+    drives EmptyLatentImage's batch_size (a widget input with a link)."""
+    return {
+        "nodes": [
+            node(1, "CheckpointLoaderSimple", (40, 110), (330, 100), ckpt_name=checkpoint),
+            node(2, "StyleAlignedPatch", (420, 40), (330, 360), **PATCH_DEFAULTS),
+            node(3, "StyleAlignedPromptBatch", (420, 450), (420, 270), "Prompts: one image per line, line 1 = reference",
+                 prompts=prompts, style=style),
+            node(4, "CLIPTextEncode", (420, 770), (420, 130), "Negative prompt", text=negative),
+            node(5, "EmptyLatentImage", (880, 360), (320, 110), "Empty Latent Image (batch_size = prompt lines)",
+                 width=size, height=size, batch_size=4),
+            ksampler(6, (880, 40), seed, steps),
+            node(7, "VAEDecode", (1240, 40), (210, 50)),
+            node(8, "SaveImage", (1240, 140), (560, 580), filename_prefix=f"StyleAligned/{name}"),
+            note(9, (40, 270), (340, 560), "StyleAligned: what to choose",
+                 SET_NOTE.format(family=family, checkpoint=checkpoint, others=others, size_hint=size_hint)),
+        ],
+        "links": [
+            (1, "MODEL", 2, "model"), (1, "CLIP", 3, "clip"), (1, "CLIP", 4, "clip"),
+            (2, "MODEL", 6, "model"), (3, "CONDITIONING", 6, "positive"), (4, "CONDITIONING", 6, "negative"),
+            (3, "batch_size", 5, "batch_size"), (5, "LATENT", 6, "latent_image"),
+            (6, "LATENT", 7, "samples"), (1, "VAE", 7, "vae"), (7, "IMAGE", 8, "images"),
+        ],
+    }
+
+
+def sd15_set() -> dict:
+    return prompt_set(
+        "sd15_set", SD15_CHECKPOINT, "SD1.5", "any SD1.x checkpoint", 512,
+        "512×512 suits SD1.5.",
+        prompts="a lighthouse on a rocky coast\na cottage in a forest\na sailing boat at sea\na windmill on a hill",
+        style="watercolor painting, soft pastel colors, paper texture",
+        negative="photo, realistic, blurry, low quality, watermark, text", seed=1234, steps=30)
+
+
+def sdxl_set() -> dict:
+    return prompt_set(
+        "sdxl_set", SDXL_CHECKPOINT, "SDXL", "another SDXL base checkpoint; no refiner is used", 1024,
+        "1024×1024 suits SDXL (other SDXL resolutions work too).",
+        prompts="a toy train\na toy car\na toy boat\na toy airplane",
+        style="in minimal origami style",
+        negative="blurry, low quality, watermark, text", seed=20240617, steps=30)
+
+
+REAL_IMAGE_NOTE = """
+StyleAligned: the style of a real picture
+
+What to choose:
+1. Load Checkpoint: your SD1.5 model (v1-5-pruned-emaonly.safetensors or any SD1.x checkpoint).
+2. Load Image: the picture whose style the new images take (example.png is the picture ComfyUI ships in its input folder). Upscale Image brings it to the size of the new images (512×512, center crop).
+3. StyleAligned Invert Reference Image, prompt: a short, faithful description of the picture (the same words as prompt line 1 with the style).
+4. StyleAligned Prompt Batch: line 1 describes the picture (the reference), every other line is a new image; "style" is added to every line.
+5. Empty Latent Image, batch_size: the number of new images = prompt lines − 1.
+6. StyleAligned Save Reference writes the inverted picture to output/stylealign/; next time use StyleAligned Load Reference instead of inverting again.
+"""
+
+REFERENCE_SLOT_NOTE = """
+The reference slot
+
+- Latent Batch puts the encoded picture first: slot 0 of the batch is the reference, slots 1, 2, 3 are the new images. Keep StyleAligned's reference_index at 0.
+- StyleAligned's reference input holds slot 0 on the picture's inverted trajectory at every step, so slot 0 decodes back to the picture itself (see "All slots") and the new images take on its style.
+- Image From Batch drops slot 0 before saving: batch_index 1, length = the number of new images.
+"""
+
+
+def real_image_style() -> dict:
+    style = "a child's crayon drawing of {prompt}, flat bright colors"
+    reference_line = "a girl in a pink dress on a green hill under a blue sky"
+    return {
+        "nodes": [
+            node(1, "CheckpointLoaderSimple", (40, 110), (330, 100), ckpt_name=SD15_CHECKPOINT),
+            node(2, "LoadImage", (40, 270), (330, 330), "Load Image (the style reference)", image=INPUT_IMAGE),
+            node(3, "ImageScale", (410, 270), (320, 130), upscale_method="lanczos", width=512, height=512, crop="center"),
+            node(4, "VAEEncode", (410, 450), (210, 50)),
+            node(5, "StyleAlignedInvertReference", (410, 550), (380, 240),
+                 prompt=style.replace("{prompt}", reference_line), steps=50, scheduler="normal"),
+            node(6, "StyleAlignedSaveReference", (410, 840), (380, 90), filename_prefix="stylealign/reference"),
+            node(7, "StyleAlignedPatch", (830, 40), (330, 380), **PATCH_DEFAULTS),
+            node(8, "EmptyLatentImage", (830, 470), (320, 110), "Empty Latent Image (the new images)",
+                 width=512, height=512, batch_size=3),
+            node(9, "LatentBatch", (830, 640), (260, 50), "Latent Batch (slot 0 = the picture)"),
+            node(10, "StyleAlignedPromptBatch", (1200, 40), (400, 260), "Prompts: line 1 = the picture, then the new images",
+                 prompts="\n".join([reference_line, "a dog in a garden", "a house with a red roof", "a rocket flying to the moon"]),
+                 style=style),
+            node(11, "CLIPTextEncode", (1200, 350), (400, 110), "Negative prompt",
+                 text="photo, realistic, blurry, low quality, watermark, text"),
+            ksampler(12, (1640, 40), seed=1234, steps=30),
+            node(13, "VAEDecode", (1640, 360), (210, 50)),
+            node(14, "ImageFromBatch", (1640, 460), (300, 110), "Image From Batch (drop the reference slot)",
+                 batch_index=1, length=3),
+            node(15, "PreviewImage", (1990, 40), (300, 300), "All slots (slot 0 = the picture, rebuilt)"),
+            node(16, "SaveImage", (1990, 400), (300, 330), filename_prefix="StyleAligned/real_image_style"),
+            note(17, (40, 660), (340, 420), "StyleAligned: what to choose", REAL_IMAGE_NOTE),
+            note(18, (1200, 520), (400, 300), "StyleAligned: the reference slot", REFERENCE_SLOT_NOTE),
+        ],
+        "links": [
+            (2, "IMAGE", 3, "image"), (3, "IMAGE", 4, "pixels"), (1, "VAE", 4, "vae"),
+            (1, "MODEL", 5, "model"), (1, "CLIP", 5, "clip"), (4, "LATENT", 5, "latent"),
+            (5, "reference", 6, "reference"),
+            (1, "MODEL", 7, "model"), (5, "reference", 7, "reference"),
+            (4, "LATENT", 9, "samples1"), (8, "LATENT", 9, "samples2"),
+            (1, "CLIP", 10, "clip"), (9, "LATENT", 10, "latent"), (1, "CLIP", 11, "clip"),
+            (7, "MODEL", 12, "model"), (10, "CONDITIONING", 12, "positive"), (11, "CONDITIONING", 12, "negative"),
+            (9, "LATENT", 12, "latent_image"),
+            (12, "LATENT", 13, "samples"), (1, "VAE", 13, "vae"),
+            (13, "IMAGE", 15, "images"), (13, "IMAGE", 14, "image"), (14, "IMAGE", 16, "images"),
+        ],
+    }
+
+
+CONTROLNET_NOTE = """
+StyleAligned with a ControlNet
+
+What to choose:
+1. Load Checkpoint: your SD1.5 model (v1-5-pruned-emaonly.safetensors or any SD1.x checkpoint).
+2. Load ControlNet Model: an SD1.5 ControlNet from models/controlnet ({controlnet} here). Its preprocessor must match: Canny edges for a canny model; use a depth or pose preprocessor for those models.
+3. Load Image: the picture that gives the layout (example.png ships with ComfyUI). Upscale Image makes it 512×512; the control hint is shown in "Control hint".
+4. StyleAligned Prompt Batch: one image per line, line 1 is the style reference; its batch_size drives the empty latent.
+5. Apply ControlNet: strength and start/end set how closely every image follows the edges.
+
+The same control applies to every image of the batch, the reference included; the reference still comes out exactly as without the StyleAligned node.
+"""
+
+
+def sd15_controlnet() -> dict:
+    return {
+        "nodes": [
+            node(1, "CheckpointLoaderSimple", (40, 110), (330, 100), ckpt_name=SD15_CHECKPOINT),
+            node(2, "ControlNetLoader", (40, 260), (330, 60), control_net_name=CANNY_CONTROLNET),
+            node(3, "LoadImage", (40, 380), (330, 320), "Load Image (the layout)", image=INPUT_IMAGE),
+            node(4, "ImageScale", (410, 380), (300, 130), upscale_method="lanczos", width=512, height=512, crop="center"),
+            node(5, "Canny", (410, 560), (300, 90), low_threshold=0.4, high_threshold=0.8),
+            node(6, "PreviewImage", (760, 760), (400, 330), "Control hint"),
+            node(7, "StyleAlignedPromptBatch", (760, 40), (400, 260), "Prompts: one image per line, line 1 = reference",
+                 prompts="a girl in a pink dress\na robot\na knight in armor\na scarecrow",
+                 style="standing on a hill under a blue sky, paper cut-out collage, layered colored paper"),
+            node(8, "CLIPTextEncode", (760, 350), (400, 110), "Negative prompt",
+                 text="photo, realistic, blurry, low quality, watermark, text"),
+            node(9, "ControlNetApplyAdvanced", (760, 510), (320, 190), strength=1.0, start_percent=0.0, end_percent=1.0),
+            node(10, "StyleAlignedPatch", (1200, 40), (330, 380), **PATCH_DEFAULTS),
+            node(11, "EmptyLatentImage", (1200, 470), (320, 110), "Empty Latent Image (batch_size = prompt lines)",
+                 width=512, height=512, batch_size=4),
+            ksampler(12, (1570, 40), seed=1234, steps=30),
+            node(13, "VAEDecode", (1570, 360), (210, 50)),
+            node(14, "SaveImage", (1910, 40), (360, 420), filename_prefix="StyleAligned/sd15_controlnet"),
+            note(15, (40, 760), (670, 330), "StyleAligned + ControlNet: what to choose",
+                 CONTROLNET_NOTE.format(controlnet=CANNY_CONTROLNET)),
+        ],
+        "links": [
+            (3, "IMAGE", 4, "image"), (4, "IMAGE", 5, "image"), (5, "IMAGE", 6, "images"),
+            (1, "CLIP", 7, "clip"), (1, "CLIP", 8, "clip"),
+            (7, "CONDITIONING", 9, "positive"), (8, "CONDITIONING", 9, "negative"), (2, "CONTROL_NET", 9, "control_net"),
+            (5, "IMAGE", 9, "image"), (1, "VAE", 9, "vae"),
+            (1, "MODEL", 10, "model"), (7, "batch_size", 11, "batch_size"),
+            (10, "MODEL", 12, "model"), (9, "positive", 12, "positive"), (9, "negative", 12, "negative"),
+            (11, "LATENT", 12, "latent_image"),
+            (12, "LATENT", 13, "samples"), (1, "VAE", 13, "vae"), (13, "IMAGE", 14, "images"),
+        ],
+    }
+
+
+WORKFLOWS = {
+    "stylealigned_sd15_set": sd15_set,
+    "stylealigned_sdxl_set": sdxl_set,
+    "stylealigned_real_image_style": real_image_style,
+    "stylealigned_sd15_controlnet": sd15_controlnet,
+}
+
+
+# ---- building -----------------------------------------------------------------------------------------------
+
+def build(page: FrontEnd, name: str, spec: dict) -> tuple[Path, Path]:
+    """Build `spec` in the page and write workflows/NAME.json (as the front end exports it) and its API twin."""
+    workflow = page.build_workflow(spec)
+    workflow["id"] = str(uuid.uuid5(UUID_NAMESPACE, name))  # stable from one build to the next
+    ui_path = WORKFLOWS_DIR / f"{name}.json"
+    result = save_as_exported(page, ui_path, workflow)
+    return ui_path, write_api_twin(result, API_WORKFLOWS_DIR / ui_path.name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help=f"workflows to build (default: all of {', '.join(WORKFLOWS)})")
+    options = parser.parse_args(argv)
+    names = options.names or list(WORKFLOWS)
+    unknown = [name for name in names if name not in WORKFLOWS]
+    if unknown:
+        parser.error(f"unknown workflows {unknown}; choose from {list(WORKFLOWS)}")
+    example = comfyui_path() / "input" / INPUT_IMAGE
+    inputs = {INPUT_IMAGE: example} if example.is_file() else {}
+    with comfy_server(inputs=inputs) as server, FrontEnd(server.url) as page:
+        for name in names:
+            ui_path, api_path = build(page, name, WORKFLOWS[name]())
+            print(f"{ui_path} + {api_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
