@@ -14,12 +14,26 @@ import torch
 VARIANCE_EPS = 1e-5
 
 
+def needs_grad(*tensors: torch.Tensor) -> bool:
+    """Whether autograd records operations on these tensors (then no out= and no Triton kernels)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 def channel_stats(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and standard deviation over the token axis (-2), in float32, keeping that axis.
 
     The population variance (correction 0) is used so a one-token feature map has variance 0, not NaN.
+    On the CPU the variance is taken in two passes (mean, then mean of squared deviations): as exact as
+    var_mean, and several times faster there than its reduction over a non-innermost axis.
     """
-    variance, mean = torch.var_mean(tokens.float(), dim=-2, keepdim=True, correction=0)
+    values = tokens.float()
+    if values.device.type == "cpu":
+        mean = values.mean(dim=-2, keepdim=True)
+        deviations = values - mean
+        squares = deviations.square() if needs_grad(deviations) else deviations.square_()
+        variance = squares.mean(dim=-2, keepdim=True)
+    else:
+        variance, mean = torch.var_mean(values, dim=-2, keepdim=True, correction=0)
     return mean, (variance + VARIANCE_EPS).sqrt()
 
 
@@ -36,5 +50,11 @@ def adain_affine(
 
 
 def apply_affine(tokens: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """tokens * scale + shift in float32, returned in the tokens' dtype."""
-    return torch.addcmul(shift, tokens.float(), scale).to(tokens.dtype)
+    """tokens * scale + shift in float32, returned in the tokens' dtype.
+
+    One pass: the arithmetic runs in float32 (type promotion with the float32 scale and shift) and is
+    rounded once into a tensor of the tokens' dtype, with no float32 copy of the input or the result.
+    """
+    if needs_grad(tokens, scale, shift):  # out= tensors cannot take part in autograd
+        return torch.addcmul(shift, tokens.float(), scale).to(tokens.dtype)
+    return torch.addcmul(shift, tokens, scale, out=torch.empty_like(tokens))

@@ -9,6 +9,11 @@ target image t and the reference r of the same conditioning chunk:
 The reference gets [k_in(r) ; k_in(r)]: attending to the same tokens twice leaves its output unchanged,
 and AdaIN against its own statistics is an exact identity, so it is generated as without the patch.
 Targets never see each other's tokens.
+
+Cost: this runs in every self-attention layer at every step. In self-attention the host passes one tensor
+as q_in, k_in and v_in; that case goes to fused_adain (statistics once, AdaIN as one float32 affine pass,
+each distinct output buffer written once, a fused Triton kernel pair on CUDA with an exact torch path
+elsewhere). Inputs that are different tensors take the per-tensor path below, with the same values.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import torch
 
 from .adain import adain_affine, apply_affine, channel_stats
 from .batch_layout import BatchLayout, batch_layout
+from .fused_adain import ShareFlags, fused_share_reference
 from .layer_selection import LayerKey, block_kind_selected
 from .options import StyleAlignedOptions
 from .runtime import PatchRuntime, PendingLogitShift
@@ -41,16 +47,25 @@ def _adain_to_reference(tokens: torch.Tensor, layout: BatchLayout) -> torch.Tens
 def _append_reference_tokens(tokens: torch.Tensor, layout: BatchLayout) -> torch.Tensor:
     grouped = _grouped(tokens, layout)
     r = layout.reference_index
+    # expand_as is a view: cat reads the reference's rows in place, no expanded copy is made.
     reference = grouped[:, r : r + 1].expand_as(grouped)
     return torch.cat([grouped, reference], dim=2).reshape(tokens.shape[0], -1, tokens.shape[-1])
 
 
-def share_with_reference(
-    q_in: torch.Tensor, k_in: torch.Tensor, v_in: torch.Tensor, layout: BatchLayout, options: StyleAlignedOptions
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The maths of the patch for one layer (see the module docstring)."""
-    # In self-attention q, k and v inputs are one tensor: normalise it once and reuse the result.
+def share_flags(options: StyleAlignedOptions) -> ShareFlags:
+    return ShareFlags(
+        adain_queries=options.adain_queries,
+        adain_keys=options.adain_keys,
+        adain_values=options.adain_values,
+        share=options.share_attention and options.reference_strength > 0,
+    )
+
+
+def _share_separate_inputs(q_in, k_in, v_in, layout: BatchLayout, flags: ShareFlags):
+    """Inputs that are different tensors (another patch changed some): each is normalised at most once
+    and each distinct k/v source gets the reference's tokens appended once."""
     normalised: dict[int, torch.Tensor] = {}
+    appended: dict[int, torch.Tensor] = {}
 
     def adain_once(tokens: torch.Tensor) -> torch.Tensor:
         key = id(tokens)
@@ -58,13 +73,37 @@ def share_with_reference(
             normalised[key] = _adain_to_reference(tokens, layout)
         return normalised[key]
 
-    q_out = adain_once(q_in) if options.adain_queries else q_in
-    k_out = adain_once(k_in) if options.adain_keys else k_in
-    v_out = adain_once(v_in) if options.adain_values else v_in
-    if options.share_attention and options.reference_strength > 0:
-        k_out = _append_reference_tokens(k_out, layout)
-        v_out = _append_reference_tokens(v_out, layout)
+    def append_once(tokens: torch.Tensor) -> torch.Tensor:
+        key = id(tokens)
+        if key not in appended:
+            appended[key] = _append_reference_tokens(tokens, layout)
+        return appended[key]
+
+    q_out = adain_once(q_in) if flags.adain_queries else q_in
+    k_out = adain_once(k_in) if flags.adain_keys else k_in
+    v_out = adain_once(v_in) if flags.adain_values else v_in
+    if flags.share:
+        k_out = append_once(k_out)
+        v_out = append_once(v_out)
     return q_out, k_out, v_out
+
+
+def _share(q_in, k_in, v_in, layout: BatchLayout, flags: ShareFlags):
+    if q_in is k_in and k_in is v_in and q_in.dim() == 3 and q_in.shape[0] == layout.rows:
+        # Self-attention: one input tensor. Statistics once, one affine pass, one buffer per distinct
+        # output; a fused Triton kernel on CUDA.
+        return fused_share_reference(q_in, layout, flags)
+    return _share_separate_inputs(q_in, k_in, v_in, layout, flags)
+
+
+def share_with_reference(
+    q_in: torch.Tensor, k_in: torch.Tensor, v_in: torch.Tensor, layout: BatchLayout, options: StyleAlignedOptions
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The maths of the patch for one layer (see the module docstring).
+
+    When k and v are normalised alike (both or neither), one tensor is returned for both.
+    """
+    return _share(q_in, k_in, v_in, layout, share_flags(options))
 
 
 class SharedAttentionPatch:
@@ -81,6 +120,7 @@ class SharedAttentionPatch:
         # None: the model's layers could not be listed; then every layer of a selected block kind shares.
         self.shared_layers = shared_layers
         self._layouts: dict[tuple, BatchLayout] = {}
+        self._flags = share_flags(options)
 
     def layer_shares(self, extra_options: dict) -> bool:
         block = extra_options.get("block")
@@ -113,7 +153,7 @@ class SharedAttentionPatch:
         layout = self._layout(k_in.shape[0], extra_options.get("cond_or_uncond"))
         if v_in.shape[0] != layout.rows:
             return q_in, k_in, v_in
-        q_out, k_out, v_out = share_with_reference(q_in, k_in, v_in, layout, self.options)
+        q_out, k_out, v_out = _share(q_in, k_in, v_in, layout, self._flags)
         if self.options.needs_logit_shift and k_out.shape[-2] != k_in.shape[-2]:
             self.runtime.pending_shift = PendingLogitShift(
                 own_tokens=k_in.shape[-2], total_tokens=k_out.shape[-2], shift=self.options.logit_shift

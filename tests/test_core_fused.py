@@ -1,0 +1,200 @@
+"""The fast paths of the shared-attention maths: the single-tensor torch path, the fused Triton kernels
+(held equal to the torch path under TRITON_INTERPRET=1, in a subprocess), the fallback, the benchmark."""
+
+import importlib.util
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from stylealign_core import VARIANCE_EPS, PatchRuntime, SharedAttentionPatch, StyleAlignedOptions, batch_layout
+from stylealign_core import fused_adain
+from stylealign_core.adain import channel_stats
+from stylealign_core.fused_adain import ShareFlags, fused_share_reference, torch_share_reference
+from stylealign_core.shared_attention import _share_separate_inputs, share_with_reference
+
+TESTS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = TESTS_DIR.parent
+sys.path.insert(0, str(TESTS_DIR / "benchmarks"))
+from check_fused import CASES  # noqa: E402
+
+FLAG_SETS = [
+    (True, True, False, True),
+    (True, True, True, True),
+    (False, False, False, True),
+    (True, True, False, False),
+    (False, True, False, True),
+    (False, False, True, True),
+    (True, False, False, False),
+    (False, False, False, False),
+]
+
+
+def options_for(flags, reference_index=0):
+    q, k, v, share = flags
+    return StyleAlignedOptions(
+        reference_index=reference_index, adain_queries=q, adain_keys=k, adain_values=v, share_attention=share
+    )
+
+
+def styled_batch(rows, tokens, channels, dtype, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(rows, tokens, channels, generator=generator)
+    x = x * (torch.rand(rows, 1, channels, generator=generator) * 2 + 0.25) + torch.randn(rows, 1, channels, generator=generator)
+    return x.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("flags", FLAG_SETS)
+def test_single_tensor_path_equals_per_tensor_path(flags, dtype):
+    """q_in = k_in = v_in (self-attention) takes the single-tensor path; the per-tensor path (used when
+    another patch hands different tensors) gives bit-identical values."""
+    x = styled_batch(8, 13, 12, dtype)
+    layout = batch_layout(8, [1, 0], 2)
+    fast = share_with_reference(x, x, x, layout, options_for(flags, 2))
+    separate = _share_separate_inputs(x, x.clone(), x.clone(), layout, ShareFlags(*flags))
+    for got, want in zip(fast, separate):
+        assert got.shape == want.shape and got.dtype == want.dtype
+        assert torch.equal(got, want)
+
+
+def test_single_tensor_path_shares_buffers_and_passes_input_through():
+    x = styled_batch(6, 10, 8, torch.float32)
+    layout = batch_layout(6, [1, 0], 0)
+    q, k, v = share_with_reference(x, x, x, layout, options_for((True, True, False, True)))
+    assert q is not x and k is not v and k.shape == v.shape == (6, 20, 8)
+    q, k, v = share_with_reference(x, x, x, layout, options_for((True, True, True, True)))
+    assert k is v  # normalised alike: one buffer for both
+    q, k, v = share_with_reference(x, x, x, layout, options_for((False, False, False, True)))
+    assert q is x and k is v
+    q, k, v = share_with_reference(x, x, x, layout, options_for((True, True, False, False)))
+    assert q is k and v is x
+    assert all(t is x for t in share_with_reference(x, x, x, layout, options_for((False, False, False, False))))
+
+
+def test_reference_strength_zero_shares_nothing():
+    x = styled_batch(4, 5, 6, torch.float32)
+    options = StyleAlignedOptions(reference_strength=0.0)
+    q, k, v = share_with_reference(x, x, x, batch_layout(4, [0], 0), options)
+    assert k.shape == x.shape and v is x
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_cpu_statistics_match_float64(dtype):
+    x = styled_batch(6, 257, 24, dtype, seed=3) * 5 + 40  # large means: cancellation would show
+    mean, std = channel_stats(x.reshape(2, 3, 257, 24))
+    variance64, mean64 = torch.var_mean(x.double().reshape(2, 3, 257, 24), dim=-2, keepdim=True, correction=0)
+    torch.testing.assert_close(mean.double(), mean64, rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(std.double(), (variance64 + VARIANCE_EPS).sqrt(), rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_autograd_inputs_take_a_differentiable_path(dtype):
+    x = styled_batch(6, 7, 8, dtype).requires_grad_()
+    layout = batch_layout(6, [1, 0], 0)
+    q, k, v = share_with_reference(x, x, x, layout, options_for((True, True, False, True)))
+    assert q.requires_grad and k.requires_grad
+    (q.float().sum() + k.float().square().sum() + v.float().sum()).backward()
+    assert x.grad is not None and x.grad.isfinite().all()
+    with torch.no_grad():
+        plain = share_with_reference(x, x, x, layout, options_for((True, True, False, True)))
+    assert all(torch.equal(a.detach(), b) for a, b in zip((q, k, v), plain))
+    fused_adain.set_triton_enabled(True)
+    assert not fused_adain.triton_usable(x)  # never the (non-differentiable) kernels
+
+
+def test_cpu_tensors_use_the_torch_path(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    x = styled_batch(4, 6, 8, torch.float32)
+    assert not fused_adain.triton_usable(x)
+
+
+def test_triton_failure_falls_back_once_with_a_debug_log(monkeypatch, caplog):
+    x = styled_batch(6, 9, 16, torch.float16)
+    layout = batch_layout(6, [1, 0], 1)
+    flags = ShareFlags(True, True, False, True)
+    calls = []
+
+    def broken(*args):
+        calls.append(1)
+        raise RuntimeError("no GPU compiler")
+
+    fused_adain.reset_triton_state()
+    monkeypatch.setattr(fused_adain, "triton_usable", lambda tensor: fused_adain._triton_state is not False)
+    monkeypatch.setattr(fused_adain, "triton_share_reference", broken)
+    try:
+        with caplog.at_level(logging.DEBUG, logger=fused_adain.log.name):
+            first = fused_share_reference(x, layout, flags)
+            second = fused_share_reference(x, layout, flags)
+        want = torch_share_reference(x, layout, flags)
+        for got in (first, second):
+            assert all(torch.equal(a, b) for a, b in zip(got, want))
+        assert len(calls) == 1  # tried once, then off for good
+        messages = [r for r in caplog.records if "Triton" in r.getMessage()]
+        assert len(messages) == 1 and messages[0].levelno == logging.DEBUG
+    finally:
+        fused_adain.reset_triton_state()
+
+
+def test_patch_through_switch_still_matches_paper_equations():
+    """The patch object (precomputed flags) and share_with_reference agree on a CFG batch."""
+    x = styled_batch(10, 16, 8, torch.float32)
+    patch = SharedAttentionPatch(StyleAlignedOptions(reference_index=3), PatchRuntime())
+    via_patch = patch(x, x, x, {"cond_or_uncond": [1, 0], "block": ("input", 1), "block_index": 0})
+    direct = share_with_reference(x, x, x, batch_layout(10, [1, 0], 3), StyleAlignedOptions(reference_index=3))
+    assert all(torch.equal(a, b) for a, b in zip(via_patch, direct))
+
+
+# ------------------------------------------------------------------- Triton, under TRITON_INTERPRET=1
+
+INTERPRETED = [case for case in CASES if not case.cuda_only]
+
+
+@pytest.fixture(scope="module")
+def interpreted_results():
+    if importlib.util.find_spec("triton") is None:
+        pytest.skip("triton is not importable")
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")
+    completed = subprocess.run(
+        [sys.executable, str(TESTS_DIR / "benchmarks" / "check_fused.py"), "--device", "cpu"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    if completed.returncode == 3:
+        pytest.skip(f"triton is not importable: {completed.stdout.strip()}")
+    results = {}
+    for line in completed.stdout.splitlines():
+        if line.startswith("{"):
+            entry = json.loads(line)
+            results[entry["case"]] = entry
+    assert results, f"no results from check_fused.py:\n{completed.stdout}\n{completed.stderr[-3000:]}"
+    return results
+
+
+@pytest.mark.parametrize("case", INTERPRETED, ids=[case.name for case in INTERPRETED])
+def test_triton_kernels_equal_torch_path(case, interpreted_results):
+    result = interpreted_results.get(case.name)
+    assert result is not None, f"{case.name} did not run"
+    assert result["ok"], result["detail"]
+
+
+# ----------------------------------------------------------------------------------------- benchmark
+
+
+def test_benchmark_runs_on_tiny_models():
+    """The benchmark script itself (tiny configs, one repetition), so it does not rot."""
+    completed = subprocess.run(
+        [sys.executable, str(TESTS_DIR / "benchmarks" / "bench_shared_attention.py"), "--device", "cpu",
+         "--configs", "sd15-tiny,sdxl-tiny", "--repeats", "2", "--warmup", "0"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    lines = [line for line in completed.stdout.splitlines() if line.startswith(("sd15-tiny", "sdxl-tiny"))]
+    assert len(lines) == 2
+    for line in lines:
+        for variant in ("unpatched", "pack", "straightforward", "floor"):
+            assert f"| {variant} " in line
