@@ -13,3 +13,20 @@ if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 if str(REPO_ROOT) not in sys.path:
     sys.path.append(str(REPO_ROOT))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pack():
+    """The pack as ComfyUI loaded it (host imported in CPU mode)."""
+    from host.comfy_env import load_host
+
+    return load_host()
+
+
+@pytest.fixture(scope="session")
+def error_type(pack):
+    """The pack's StyleAlignedError class (the copy ComfyUI loaded, not the top-level import)."""
+    return pack.stylealign_core.StyleAlignedError

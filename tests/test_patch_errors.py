@@ -3,18 +3,12 @@
 import pytest
 import torch
 
-from host.comfy_env import load_host
 from host.sampling import sample, seeded_noise, style_aligned
 from host.tiny_models import tiny_conditioning, tiny_flux_model, tiny_model
 
 
 @pytest.fixture(scope="module")
-def error_type():
-    return load_host().stylealign_core.StyleAlignedError
-
-
-@pytest.fixture(scope="module")
-def model(error_type):
+def model(pack):
     return tiny_model("sd15")
 
 

@@ -3,16 +3,11 @@
 import pytest
 import torch
 
-from host.comfy_env import host_node_class, load_host
+from host.comfy_env import host_node_class
 from host.sampling import sample, seeded_noise, style_aligned
 from host.tiny_models import tiny_conditioning, tiny_model
 
 REFERENCE_TOLERANCE = 1e-3
-
-
-@pytest.fixture(scope="module")
-def pack():
-    return load_host()
 
 
 @pytest.fixture(scope="module", params=["sd15", "sdxl"])

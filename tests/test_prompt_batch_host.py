@@ -3,18 +3,13 @@
 import pytest
 import torch
 
-from host.comfy_env import host_node_class, load_host
+from host.comfy_env import host_node_class
 from host.sampling import node_output, run_node, sample, seeded_noise, style_aligned
 from host.tiny_clip import tiny_clip
 from host.tiny_models import tiny_model
 
 LONG_LINE = "a very detailed toy steam locomotive " + "with shiny brass wheels and red paint " * 15
 LINES = ["a toy train", LONG_LINE, "a boat"]
-
-
-@pytest.fixture(scope="module")
-def pack():
-    return load_host()
 
 
 @pytest.fixture(scope="module", params=["sd15", "sdxl"])

@@ -17,16 +17,6 @@ REFERENCE_TOLERANCE = 1e-3
 
 
 @pytest.fixture(scope="module")
-def pack():
-    return load_host()
-
-
-@pytest.fixture(scope="module")
-def error_type(pack):
-    return pack.stylealign_core.StyleAlignedError
-
-
-@pytest.fixture(scope="module")
 def model(pack):
     return tiny_model("sd15")
 
