@@ -65,6 +65,11 @@ class StyleAlignedPromptBatch(io.ComfyNode):
             outputs=[
                 io.Conditioning.Output(tooltip="One conditioning with a batch of one prompt per line."),
                 io.Int.Output(display_name="batch_size", tooltip="The number of prompts: connect to the empty latent's batch_size."),
+                io.Int.Output(
+                    display_name="target_count",
+                    tooltip="The number of prompts after the first (the new images when slot 0 holds a real reference "
+                    "image): connect to the empty latent's batch_size and to Image From Batch's length.",
+                ),
             ],
         )
 
@@ -85,4 +90,4 @@ class StyleAlignedPromptBatch(io.ComfyNode):
                 f"The latent batch has {image_count} images for {len(texts)} prompts: the sampler {verb} the prompts "
                 f"to fit.\n" + summary
             )
-        return io.NodeOutput([[cond, extras]], len(texts), ui=ui.PreviewText(summary))
+        return io.NodeOutput([[cond, extras]], len(texts), len(texts) - 1, ui=ui.PreviewText(summary))

@@ -27,8 +27,8 @@ def clip_text_encode(clip, text):
 
 
 def test_each_image_gets_its_line(clip, kind):
-    conditioning, count = run_node("StyleAlignedPromptBatch", clip=clip, prompts="\n".join(LINES) + "\n\n", style="origami")
-    assert count == 3 and len(conditioning) == 1
+    conditioning, count, targets = run_node("StyleAlignedPromptBatch", clip=clip, prompts="\n".join(LINES) + "\n\n", style="origami")
+    assert count == 3 and targets == 2 and len(conditioning) == 1
     cond, extras = conditioning[0]
     assert cond.shape[0] == 3
     lengths = []
@@ -43,13 +43,13 @@ def test_each_image_gets_its_line(clip, kind):
 
 
 def test_style_placeholder(clip):
-    conditioning, _ = run_node("StyleAlignedPromptBatch", clip=clip, prompts="a cat\na dog", style="a watercolor of {prompt}")
+    conditioning, _, _ = run_node("StyleAlignedPromptBatch", clip=clip, prompts="a cat\na dog", style="a watercolor of {prompt}")
     (alone, _), = clip_text_encode(clip, "a watercolor of a dog")
     torch.testing.assert_close(conditioning[0][0][1:2], alone, atol=1e-6, rtol=0)
 
 
 def test_batched_prompts_sample_with_the_patch(clip, kind):
-    conditioning, count = run_node("StyleAlignedPromptBatch", clip=clip, prompts="\n".join(LINES), style="")
+    conditioning, count, _ = run_node("StyleAlignedPromptBatch", clip=clip, prompts="\n".join(LINES), style="")
     negative = clip_text_encode(clip, "")
     model = tiny_model(kind)
     noise = seeded_noise(count, seed=11)

@@ -226,6 +226,8 @@ class Expected:
     saved: int                 # images its SaveImage writes
     reference_unchanged: bool  # the reference slot equals the same graph with StyleAlignedPatch bypassed
     batch_from_prompts: bool   # EmptyLatentImage.batch_size is linked to StyleAlignedPromptBatch.batch_size
+    # EmptyLatentImage.batch_size and ImageFromBatch.length are linked to StyleAlignedPromptBatch.target_count
+    targets_from_prompts: bool = False
 
 
 EXPECTED = {
@@ -237,7 +239,8 @@ EXPECTED = {
     "stylealigned_sdxl_set": Expected(SDXL_CHECKPOINT, 1024, saved=4, reference_unchanged=True, batch_from_prompts=True),
     "stylealigned_sd15_controlnet": Expected(SD15_CHECKPOINT, 512, saved=4, reference_unchanged=True, batch_from_prompts=True),
     # Slot 0 holds the real picture; Image From Batch drops it, so 3 of the 4 slots are saved.
-    REAL_IMAGE: Expected(SD15_CHECKPOINT, 512, saved=3, reference_unchanged=False, batch_from_prompts=False),
+    REAL_IMAGE: Expected(SD15_CHECKPOINT, 512, saved=3, reference_unchanged=False, batch_from_prompts=False,
+                         targets_from_prompts=True),
 }
 
 
@@ -291,6 +294,11 @@ def test_shipped_workflow_uses_usual_models_and_known_nodes(object_info, api_pat
         source = prompt[latent]["inputs"]["batch_size"]
         assert is_link(source) and prompt[source[0]]["class_type"] == PROMPT_BATCH and source[1] == 1, (
             f"EmptyLatentImage.batch_size is {source}, not StyleAlignedPromptBatch's batch_size output")
+    if expected.targets_from_prompts:
+        for class_type, name in (("EmptyLatentImage", "batch_size"), ("ImageFromBatch", "length")):
+            source = prompt[the_only(prompt, class_type)]["inputs"][name]
+            assert is_link(source) and prompt[source[0]]["class_type"] == PROMPT_BATCH and source[1] == 2, (
+                f"{class_type}.{name} is {source}, not StyleAlignedPromptBatch's target_count output")
 
 
 @pytest.mark.parametrize("api_path", SHIPPED, ids=[path.stem for path in SHIPPED])

@@ -141,7 +141,7 @@ What to choose:
 2. Load Image: the picture whose style the new images take (example.png is the picture ComfyUI ships in its input folder). Upscale Image brings it to the size of the new images (512×512, center crop).
 3. StyleAligned Invert Reference Image, prompt: a short, faithful description of the picture (the same words as prompt line 1 with the style).
 4. StyleAligned Prompt Batch: line 1 describes the picture (the reference), every other line is a new image; "style" is added to every line.
-5. Empty Latent Image, batch_size: the number of new images = prompt lines − 1.
+5. Empty Latent Image, batch_size: linked to the prompt batch's target_count (prompt lines − 1, the new images).
 6. StyleAligned Save Reference writes the inverted picture to output/stylealign/; next time use StyleAligned Load Reference instead of inverting again.
 """
 
@@ -150,7 +150,7 @@ The reference slot
 
 - Latent Batch puts the encoded picture first: slot 0 of the batch is the reference, slots 1, 2, 3 are the new images. Keep StyleAligned's reference_index at 0.
 - StyleAligned's reference input holds slot 0 on the picture's inverted trajectory at every step, so slot 0 decodes back to the picture itself (see "All slots") and the new images take on its style.
-- Image From Batch drops slot 0 before saving: batch_index 1, length = the number of new images.
+- Image From Batch drops slot 0 before saving: batch_index 1, length linked to the prompt batch's target_count.
 """
 
 
@@ -190,7 +190,8 @@ def real_image_style() -> dict:
             (5, "reference", 6, "reference"),
             (1, "MODEL", 7, "model"), (5, "reference", 7, "reference"),
             (4, "LATENT", 9, "samples1"), (8, "LATENT", 9, "samples2"),
-            (1, "CLIP", 10, "clip"), (9, "LATENT", 10, "latent"), (1, "CLIP", 11, "clip"),
+            (1, "CLIP", 10, "clip"), (1, "CLIP", 11, "clip"),
+            (10, "target_count", 8, "batch_size"), (10, "target_count", 14, "length"),
             (7, "MODEL", 12, "model"), (10, "CONDITIONING", 12, "positive"), (11, "CONDITIONING", 12, "negative"),
             (9, "LATENT", 12, "latent_image"),
             (12, "LATENT", 13, "samples"), (1, "VAE", 13, "vae"),
