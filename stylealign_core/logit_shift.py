@@ -48,8 +48,10 @@ class ReferenceLogitShift:
     def _add_mask(self, pending: PendingLogitShift, args: tuple, kwargs: dict) -> None:
         q, k = args[0], args[1]
         token_axis = -2 if kwargs.get("skip_reshape", False) else 1
-        existing = kwargs.get("mask", args[4] if len(args) > 4 else None)
-        if k.shape[token_axis] != pending.total_tokens or len(args) > 4 or (
+        existing = kwargs.get("mask")
+        # A mask passed positionally, a boolean mask, or keys/queries another patch resized or tiled (e.g.
+        # HyperTile): leave this call alone.
+        if len(args) > 4 or k.shape[token_axis] != pending.total_tokens or q.shape[0] != k.shape[0] or (
             existing is not None and existing.dtype == torch.bool
         ):
             if not self._warned:

@@ -144,8 +144,9 @@ def test_schedule_window_outside_sampling_is_unpatched(model, kind):
     assert max_diff(late[1:], full[1:]) > 1e-3 and max_diff(late[1:], plain[1:]) > 1e-3
 
 
+@pytest.mark.parametrize("strength", [1.0, 2.0])
 @pytest.mark.parametrize("hypertile_first", [True, False])
-def test_composes_with_hypertile(pack, hypertile_first):
+def test_composes_with_hypertile(pack, hypertile_first, strength):
     model = tiny_model("sd15")
     positive, negative = conds("sd15")
     hypertile = host_node_class("HyperTile")
@@ -153,7 +154,10 @@ def test_composes_with_hypertile(pack, hypertile_first):
     def tile(m):
         return hypertile.execute(m, tile_size=32, swap_size=1, max_depth=0, scale_depth=False)[0]
 
-    patched = style_aligned(tile(model)) if hypertile_first else tile(style_aligned(model))
+    patched = (
+        style_aligned(tile(model), reference_strength=strength) if hypertile_first
+        else tile(style_aligned(model, reference_strength=strength))
+    )
     assert len(patched.model_options["transformer_options"]["patches"]["attn1_patch"]) == 2
     out = sample(patched, seeded_noise(3, seed=10), positive, negative)
     assert out.shape == (3, 4, 8, 8) and out.isfinite().all()
