@@ -215,3 +215,18 @@ def test_inverting_a_batch_or_a_patched_model_is_refused(model, clip, image_late
         run_node("StyleAlignedInvertReference", model=model, clip=clip, latent={"samples": image_latent.repeat(2, 1, 1, 1)}, steps=3)
     with pytest.raises(error_type, match="before the patch"):
         run_node("StyleAlignedInvertReference", model=style_aligned(model), clip=clip, latent={"samples": image_latent}, steps=3)
+
+
+def test_sdxl_reference_slot_decodes_to_the_image(pack, image_latent):
+    """The same path on the SDXL layout (pooled text conditioning, SDXL latent format)."""
+    model, clip = tiny_model("sdxl"), tiny_clip("sdxl")
+    reference = run_node(
+        "StyleAlignedInvertReference", model=model, clip=clip, latent={"samples": image_latent},
+        prompt="a red toy", steps=6, scheduler="karras",
+    )[0]
+    assert reference.metadata["model_family"] == "SDXL/SDXL/EPS"
+    latent = batch_with_reference(image_latent, 2)
+    out = sample_from(style_aligned(model, reference=reference), latent, clip, "dpmpp_2m", "normal", 5, seed=3)
+    assert (out[0] - image_latent[0]).abs().max().item() < REFERENCE_TOLERANCE
+    plain = sample_from(model, latent, clip, "dpmpp_2m", "normal", 5, seed=3)
+    assert (out[1:] - plain[1:]).abs().max().item() > 1e-2
