@@ -177,3 +177,20 @@ def test_float16_unet_with_one_token_maps_has_no_nan(pack):
             transformer_options=dict(transformer_options, sigmas=torch.full((4,), 14.0)),
         )
         assert out.dtype == torch.float16 and out.isfinite().all()
+
+
+def test_layer_selection_through_the_node(model, kind):
+    positive, negative = conds(kind)
+    noise = seeded_noise(3, seed=12)
+    plain = sample(model, noise, positive, negative)
+    full = sample(style_aligned(model), noise, positive, negative)
+    # No layer is selected: the patch leaves every layer alone, so nothing may change.
+    none = sample(style_aligned(model, shared_layer_fraction=0.0), noise, positive, negative)
+    torch.testing.assert_close(none, plain, atol=1e-5 * plain.abs().max().item(), rtol=0)
+    only_output = sample(
+        style_aligned(model, share_input_blocks=False, share_middle_block=False), noise, positive, negative
+    )
+    half = sample(style_aligned(model, shared_layer_fraction=0.5), noise, positive, negative)
+    for partial in (only_output, half):
+        assert max_diff(partial[0], plain[0]) < REFERENCE_TOLERANCE
+        assert max_diff(partial[1:], plain[1:]) > 1e-3 and max_diff(partial[1:], full[1:]) > 1e-3
