@@ -1,26 +1,27 @@
 """StyleAligned core: pure torch, no ComfyUI import, so it is unit-tested alone.
 
-Data flow: options -> layer_selection (which layers share) -> model_call (once per UNet call: batch
-layout, schedule, a real-image reference held on its trajectory) -> shared_attention (every
-self-attention layer: AdaIN + reference tokens) -> logit_shift (reference strength inside attention).
-A real image as reference: inversion (with noise_scaling) -> reference_trajectory -> reference_file.
-Per-image prompts: conditioning_batch.
+Data flow: options -> layer_selection (which layers share) -> model_call (once per model call: batch
+layout, schedule, a real-image reference held on its trajectory) -> a route into attention:
+unet/ (attn1_patch in every self-attention layer: AdaIN + reference tokens; logit_shift: reference
+strength inside attention). maths/ holds what the routes share (AdaIN statistics, the fused pass).
+A real image as reference: real_image/ (inversion with noise_scaling -> reference_trajectory -> reference_file).
+Per-image prompts: prompts/conditioning_batch.
 """
 
-from .adain import VARIANCE_EPS, adain_affine, apply_affine, channel_stats
+from .maths.adain import VARIANCE_EPS, adain_affine, apply_affine, channel_stats
 from .batch_layout import BatchLayout, batch_layout
-from .conditioning_batch import prompt_of_each_image, stack_prompt_conditionings
+from .prompts.conditioning_batch import prompt_of_each_image, stack_prompt_conditionings
 from .errors import StyleAlignedError
 from .layer_selection import LayerKey, evenly_spread, select_shared_layers
-from .logit_shift import ReferenceLogitShift
-from .inversion import invert, inversion_sigmas
+from .unet.logit_shift import ReferenceLogitShift
+from .real_image.inversion import invert, inversion_sigmas
 from .model_call import StyleAlignedModelCall
-from .noise_scaling import NoiseScaling
+from .real_image.noise_scaling import NoiseScaling
 from .options import StyleAlignedOptions
-from .reference_file import load_reference, save_reference
-from .reference_trajectory import HeldReference, ReferenceTrajectory
+from .real_image.reference_file import load_reference, save_reference
+from .real_image.reference_trajectory import HeldReference, ReferenceTrajectory
 from .runtime import CallContext, PatchRuntime
-from .shared_attention import SharedAttentionPatch, share_with_reference
+from .unet.attn1_patch import SharedAttentionPatch, share_with_reference
 
 __all__ = [
     "VARIANCE_EPS",

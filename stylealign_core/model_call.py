@@ -18,7 +18,7 @@ import torch
 from .batch_layout import NODE_NAME, BatchLayout, batch_layout
 from .errors import StyleAlignedError
 from .options import StyleAlignedOptions
-from .reference_trajectory import HeldReference
+from .real_image.reference_trajectory import HeldReference
 from .runtime import CallContext, PatchRuntime
 
 

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from stylealign_core import VARIANCE_EPS, PatchRuntime, SharedAttentionPatch, StyleAlignedOptions, batch_layout
-from stylealign_core import fused_adain
-from stylealign_core.adain import channel_stats
-from stylealign_core.fused_adain import ShareFlags, fused_share_reference, torch_share_reference
-from stylealign_core.shared_attention import _share_separate_inputs, share_with_reference
+from stylealign_core.maths import fused_adain
+from stylealign_core.maths.adain import channel_stats
+from stylealign_core.maths.fused_adain import ShareFlags, fused_share_reference, torch_share_reference
+from stylealign_core.unet.attn1_patch import _share_separate_inputs, share_with_reference
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent

@@ -264,7 +264,7 @@ def make_variants(patcher, names: list[str]) -> list[Variant]:
         StyleAlignedOptions,
         select_shared_layers,
     )
-    from stylealign_core import fused_adain
+    from stylealign_core.maths import fused_adain
 
     variants = []
     for name in names:
@@ -416,8 +416,8 @@ def layer_timings(device, dtype, calls: int = 50) -> list[str]:
     GPU time per call (CUDA events around `calls` back-to-back calls) and host time per call."""
     import torch
     from stylealign_core import batch_layout
-    from stylealign_core import fused_adain
-    from stylealign_core.fused_adain import ShareFlags, torch_share_reference
+    from stylealign_core.maths import fused_adain
+    from stylealign_core.maths.fused_adain import ShareFlags, torch_share_reference
 
     flags = ShareFlags(True, True, False, True)
     extra = {"cond_or_uncond": list(CHUNKS)}
@@ -505,7 +505,7 @@ def main(argv=None) -> int:
         print(f"ComfyUI host could not be imported ({type(exc).__name__}: {exc}); carry .cache/comfyui-0.3.75 "
               f"or set COMFYUI_PATH, and install what it needs.", file=sys.stderr)
         raise
-    from stylealign_core import fused_adain
+    from stylealign_core.maths import fused_adain
 
     machine = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     print(f"# device: {machine} | torch {torch.__version__} | dtype {str(dtype).replace('torch.', '')} | "

@@ -22,12 +22,12 @@ from typing import Optional
 
 import torch
 
-from .adain import adain_affine, apply_affine, channel_stats
-from .batch_layout import BatchLayout, batch_layout
-from .fused_adain import ShareFlags, fused_share_reference
-from .layer_selection import LayerKey, block_kind_selected
-from .options import StyleAlignedOptions
-from .runtime import PatchRuntime, PendingLogitShift
+from ..maths.adain import adain_affine, apply_affine, channel_stats
+from ..batch_layout import BatchLayout, batch_layout
+from ..maths.fused_adain import ShareFlags, fused_share_reference
+from ..layer_selection import LayerKey, block_kind_selected
+from ..options import StyleAlignedOptions
+from ..runtime import PatchRuntime, PendingLogitShift
 
 
 def _grouped(tokens: torch.Tensor, layout: BatchLayout) -> torch.Tensor:

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from .errors import StyleAlignedError
+from ..errors import StyleAlignedError
 
 
 def stack_prompt_conditionings(entries: list[tuple[torch.Tensor, dict]], node_name: str) -> tuple[torch.Tensor, dict]:

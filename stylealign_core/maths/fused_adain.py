@@ -26,7 +26,7 @@ from typing import Optional
 import torch
 
 from .adain import VARIANCE_EPS, adain_affine, apply_affine, channel_stats, needs_grad
-from .batch_layout import BatchLayout
+from ..batch_layout import BatchLayout
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .errors import StyleAlignedError
+from ..errors import StyleAlignedError
 from .reference_trajectory import ReferenceTrajectory
 
 FORMAT_MARKER = "comfyui-stylealigned.reference"

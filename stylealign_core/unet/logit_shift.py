@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 import torch
 
-from .runtime import PatchRuntime, PendingLogitShift
+from ..runtime import PatchRuntime, PendingLogitShift
 
 log = logging.getLogger(__name__)
 
