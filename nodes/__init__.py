@@ -10,6 +10,7 @@ from .invert_node import StyleAlignedInvertReference
 from .patch_node import StyleAlignedPatch
 from .prompt_batch_node import StyleAlignedPromptBatch
 from .reference_file_nodes import StyleAlignedLoadReference, StyleAlignedSaveReference, register_reference_folder
+from .set_score_node import StyleAlignedSetScore
 
 
 class StyleAlignedExtension(ComfyExtension):
@@ -21,6 +22,7 @@ class StyleAlignedExtension(ComfyExtension):
             StyleAlignedInvertReference,
             StyleAlignedSaveReference,
             StyleAlignedLoadReference,
+            StyleAlignedSetScore,
         ]
 
 

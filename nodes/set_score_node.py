@@ -1,0 +1,133 @@
+"""StyleAlignedSetScore: the paper's set consistency (mean pairwise cosine similarity of image embeddings)
+of an image batch, its similarity to the reference, and a heatmap of the pairwise similarities."""
+
+from __future__ import annotations
+
+import torch
+from comfy_api.latest import io, ui
+
+from ..stylealign_core import StyleAlignedError
+from ..stylealign_core.scoring.heatmap import Panel, heatmap_picture
+from ..stylealign_core.scoring.similarity import SetScore, distinct_images, pooled_embeddings, score_set
+from .picture_text import picture_to_image
+
+NODE_ID = "StyleAlignedSetScore"
+MAX_BATCH_SLOT = 4095
+
+
+def _check_set(images: torch.Tensor, name: str, reference_index: int) -> None:
+    count = int(images.shape[0])
+    if count < 2:
+        raise StyleAlignedError(
+            f"{NODE_ID}: {name} holds {count} image; the score compares pairs of images. Connect a batch of 2 or "
+            f"more images (e.g. the decoded StyleAligned set)."
+        )
+    if reference_index >= count:
+        raise StyleAlignedError(
+            f"{NODE_ID}: reference_index {reference_index} is outside {name} ({count} images, slots 0 to {count - 1}). "
+            f"Set reference_index to the reference's slot, the same as in StyleAlignedPatch."
+        )
+
+
+def _encode(clip_vision, images: torch.Tensor) -> torch.Tensor:
+    """(images, width) float32 embeddings; each distinct image is encoded once."""
+    unique, row_of = distinct_images(images)
+    output = clip_vision.encode_image(unique)
+    try:
+        embeddings = pooled_embeddings(output["image_embeds"])
+    except ValueError as error:
+        raise StyleAlignedError(f"{NODE_ID}: clip_vision: {error}. Use a CLIP, SigLIP or DINOv2 vision model.") from error
+    if not torch.isfinite(embeddings).all():
+        raise StyleAlignedError(
+            f"{NODE_ID}: clip_vision returned non-finite embeddings (NaN or inf); the vision model file may be damaged "
+            f"or incomplete. Load another one with CLIP Vision Loader."
+        )
+    return embeddings[row_of]
+
+
+def _encode_sets(clip_vision, sets: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Encode the sets in one call when their images have the same size (shared images encoded once)."""
+    if len({tuple(images.shape[1:]) for images in sets}) == 1:
+        embeddings = _encode(clip_vision, torch.cat(sets))
+        return list(embeddings.split([images.shape[0] for images in sets]))
+    return [_encode(clip_vision, images) for images in sets]
+
+
+def _describe(name: str, score: SetScore) -> str:
+    pairs = score.image_count * (score.image_count - 1) // 2
+    return (f"{name}: set_consistency {score.set_consistency:.4f} (mean over {pairs} pairs of {score.image_count} images), "
+            f"reference_similarity {score.reference_similarity:.4f} (to image {score.reference_index})")
+
+
+def _panel(name: str, score: SetScore) -> Panel:
+    return Panel(name, (f"set consistency {score.set_consistency:.3f}", f"to reference {score.reference_similarity:.3f}"),
+                 score.matrix, score.reference_index)
+
+
+def summary(scores: dict[str, SetScore], encoder: str, width: int) -> str:
+    lines = [_describe(name, score) for name, score in scores.items()]
+    if len(scores) == 2:
+        (name_a, a), (name_b, b) = scores.items()
+        lines.append(f"{name_a} - {name_b}: set_consistency {a.set_consistency - b.set_consistency:+.4f}, "
+                     f"reference_similarity {a.reference_similarity - b.reference_similarity:+.4f}")
+    lines.append(f"encoder: {encoder}, {width}-wide image embeddings (DINOv2 measures style like the paper; "
+                 f"CLIP weighs content and meaning more)")
+    return "\n".join(lines)
+
+
+class StyleAlignedSetScore(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id=NODE_ID,
+            display_name="StyleAligned Set Score",
+            category="image/style_aligned",
+            is_output_node=True,
+            description=(
+                "How alike the images of a set are: the mean cosine similarity of their vision-encoder embeddings over "
+                "all pairs (the set consistency of the StyleAligned paper, measured there with DINO), the mean "
+                "similarity to the reference image, and a heatmap of every pair. Optionally the same for a second set, "
+                "e.g. the same graph with StyleAligned bypassed."
+            ),
+            inputs=[
+                io.Image.Input("images", tooltip="The set to score: a batch of 2 or more images (e.g. VAE Decode of the StyleAligned batch)."),
+                io.ClipVision.Input(
+                    "clip_vision",
+                    tooltip="The image encoder (CLIP Vision Loader). DINOv2 (e.g. facebook/dinov2-large) is the paper's kind of "
+                    "style metric; CLIP ViT-L/H/G measure content and meaning more. SigLIP's token embeddings are averaged.",
+                ),
+                io.Int.Input(
+                    "reference_index", default=0, min=0, max=MAX_BATCH_SLOT,
+                    tooltip="Slot of the reference image in the set (0 = first), as in StyleAlignedPatch.",
+                ),
+                io.Image.Input(
+                    "compare_images", optional=True,
+                    tooltip="Optional second set scored the same way and shown beside the first, e.g. the same graph with "
+                    "StyleAligned bypassed. 2 or more images; its reference is the same slot.",
+                ),
+            ],
+            outputs=[
+                io.Float.Output("set_consistency", display_name="set_consistency",
+                                tooltip="Mean cosine similarity of the images' embeddings over all unordered pairs (1 = identical)."),
+                io.Float.Output("reference_similarity", display_name="reference_similarity",
+                                tooltip="Mean cosine similarity of each other image to the reference image."),
+                io.Image.Output("heatmap", display_name="heatmap",
+                                tooltip="The pairwise similarities as a labelled heatmap with the values (both sets side by side when compared)."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, images, clip_vision, reference_index: int, compare_images=None) -> io.NodeOutput:
+        sets = {"images": images}
+        if compare_images is not None:
+            sets["compare_images"] = compare_images
+        for name, batch in sets.items():
+            _check_set(batch, name, reference_index)
+        embeddings = _encode_sets(clip_vision, list(sets.values()))
+        scores = {name: score_set(rows, reference_index) for name, rows in zip(sets, embeddings)}
+        picture = heatmap_picture([_panel(name, score) for name, score in scores.items()])
+        heatmap = picture_to_image(picture.pixels, picture.texts)
+        encoder = type(getattr(clip_vision, "model", clip_vision)).__name__
+        text = summary(scores, encoder, int(embeddings[0].shape[1]))
+        main = scores["images"]
+        return io.NodeOutput(main.set_consistency, main.reference_similarity, heatmap, ui=ui.PreviewText(text))
