@@ -8,11 +8,15 @@ from comfy_api.latest import io, ui
 
 from ..stylealign_core import StyleAlignedError
 from ..stylealign_core.scoring.heatmap import Panel, heatmap_picture
-from ..stylealign_core.scoring.similarity import SetScore, distinct_images, pooled_embeddings, score_set
+from ..stylealign_core.scoring.embedding_cache import EmbeddingCache
+from ..stylealign_core.scoring.similarity import SetScore, pooled_embeddings, score_set
 from .picture_text import picture_to_image
 
 NODE_ID = "StyleAlignedSetScore"
 MAX_BATCH_SLOT = 4095
+# Re-running a graph re-encodes only pictures this encoder has not seen (the set without the patch and the
+# reference usually stay the same).
+EMBEDDINGS = EmbeddingCache()
 
 
 def _check_set(images: torch.Tensor, name: str, reference_index: int) -> None:
@@ -30,9 +34,8 @@ def _check_set(images: torch.Tensor, name: str, reference_index: int) -> None:
 
 
 def _encode(clip_vision, images: torch.Tensor) -> torch.Tensor:
-    """(images, width) float32 embeddings; each distinct image is encoded once."""
-    unique, row_of = distinct_images(images)
-    output = clip_vision.encode_image(unique)
+    """(images, width) float32 embeddings, as CLIPVisionEncode (crop "center") would give them."""
+    output = clip_vision.encode_image(images)
     try:
         embeddings = pooled_embeddings(output["image_embeds"])
     except ValueError as error:
@@ -42,15 +45,7 @@ def _encode(clip_vision, images: torch.Tensor) -> torch.Tensor:
             f"{NODE_ID}: clip_vision returned non-finite embeddings (NaN or inf); the vision model file may be damaged "
             f"or incomplete. Load another one with CLIP Vision Loader."
         )
-    return embeddings[row_of]
-
-
-def _encode_sets(clip_vision, sets: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Encode the sets in one call when their images have the same size (shared images encoded once)."""
-    if len({tuple(images.shape[1:]) for images in sets}) == 1:
-        embeddings = _encode(clip_vision, torch.cat(sets))
-        return list(embeddings.split([images.shape[0] for images in sets]))
-    return [_encode(clip_vision, images) for images in sets]
+    return embeddings
 
 
 def _describe(name: str, score: SetScore) -> str:
@@ -123,11 +118,12 @@ class StyleAlignedSetScore(io.ComfyNode):
             sets["compare_images"] = compare_images
         for name, batch in sets.items():
             _check_set(batch, name, reference_index)
-        embeddings = _encode_sets(clip_vision, list(sets.values()))
-        scores = {name: score_set(rows, reference_index) for name, rows in zip(sets, embeddings)}
+        embeddings = {name: EMBEDDINGS.embeddings(clip_vision, batch, lambda new: _encode(clip_vision, new))
+                      for name, batch in sets.items()}
+        scores = {name: score_set(rows, reference_index) for name, rows in embeddings.items()}
         picture = heatmap_picture([_panel(name, score) for name, score in scores.items()])
         heatmap = picture_to_image(picture.pixels, picture.texts)
         encoder = type(getattr(clip_vision, "model", clip_vision)).__name__
-        text = summary(scores, encoder, int(embeddings[0].shape[1]))
+        text = summary(scores, encoder, int(embeddings["images"].shape[1]))
         main = scores["images"]
         return io.NodeOutput(main.set_consistency, main.reference_similarity, heatmap, ui=ui.PreviewText(text))

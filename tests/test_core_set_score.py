@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from stylealign_core.scoring.heatmap import COLOUR_STOPS, Panel, colour_of, heatmap_picture, luminance
-from stylealign_core.scoring.similarity import (
-    cosine_matrix, distinct_images, pair_mean, pooled_embeddings, reference_mean, score_set)
+from stylealign_core.scoring.embedding_cache import EmbeddingCache
+from stylealign_core.scoring.similarity import cosine_matrix, pair_mean, pooled_embeddings, reference_mean, score_set
 
 
 def cosine(a, b):
@@ -59,12 +59,47 @@ def test_token_embeddings_are_averaged():
         pooled_embeddings(torch.zeros(3))
 
 
-def test_distinct_images():
-    images = torch.rand(3, 4, 4, 3, generator=torch.Generator().manual_seed(2))
-    batch = torch.stack([images[0], images[1], images[0], images[2], images[1]])
-    unique, row_of = distinct_images(batch)
-    assert unique.shape[0] == 3 and row_of == [0, 1, 0, 2, 1]
-    assert torch.equal(unique[row_of], batch)
+class CountingEncoder:
+    """Embeds a picture as its per-channel means (any deterministic map will do) and counts what it encodes."""
+    def __init__(self):
+        self.encoded = 0
+
+    def __call__(self, pictures):
+        self.encoded += pictures.shape[0]
+        return pictures.mean(dim=(1, 2)).float()
+
+
+def test_embedding_cache_encodes_each_new_picture_once():
+    pictures = torch.rand(4, 5, 6, 3, generator=torch.Generator().manual_seed(2))
+    cache, encoder = EmbeddingCache(), CountingEncoder()
+    batch = torch.stack([pictures[0], pictures[1], pictures[0], pictures[2], pictures[1]])
+    rows = cache.embeddings(encoder, batch, encoder)
+    assert encoder.encoded == 3 and torch.equal(rows, batch.mean(dim=(1, 2)))
+    # Run again with the reference and one other picture unchanged: only the new picture is encoded.
+    again = torch.stack([pictures[0], pictures[3], pictures[2]])
+    assert torch.equal(cache.embeddings(encoder, again, encoder), again.mean(dim=(1, 2))) and encoder.encoded == 4
+    # Another encoder object (another model) sees nothing of the first one's pictures.
+    other = CountingEncoder()
+    cache.embeddings(other, again, other)
+    assert other.encoded == 3
+    # A changed pixel is a new picture.
+    changed = again.clone()
+    changed[1, 0, 0, 0] += 1e-3
+    cache.embeddings(encoder, changed, encoder)
+    assert encoder.encoded == 5
+
+
+def test_embedding_cache_forgets_the_oldest_pictures_and_dropped_encoders():
+    pictures = torch.rand(5, 2, 2, 3, generator=torch.Generator().manual_seed(3))
+    cache, encoder = EmbeddingCache(max_pictures_per_encoder=3), CountingEncoder()
+    cache.embeddings(encoder, pictures, encoder)  # more than it keeps: all still returned
+    assert encoder.encoded == 5
+    cache.embeddings(encoder, pictures[2:], encoder)
+    assert encoder.encoded == 5
+    cache.embeddings(encoder, pictures[:1], encoder)
+    assert encoder.encoded == 6
+    del encoder
+    assert len(cache._by_encoder) == 0
 
 
 def test_colour_map_rises_in_luminance_and_hits_its_ends():

@@ -66,17 +66,3 @@ def score_set(embeddings: torch.Tensor, reference_index: int) -> SetScore:
     """Both scores of one set from its (images, width) embeddings."""
     matrix = cosine_matrix(embeddings)
     return SetScore(matrix, pair_mean(matrix), reference_mean(matrix, reference_index), reference_index)
-
-
-def distinct_images(images: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
-    """The distinct images of a batch (exact equality) and, for each image, its row among them: a set
-    scored against the same graph with the patch bypassed holds the reference twice, encoded once."""
-    kept: list[int] = []
-    row_of: list[int] = []
-    for index in range(images.shape[0]):
-        match = next((row for row, kept_index in enumerate(kept) if torch.equal(images[index], images[kept_index])), None)
-        if match is None:
-            kept.append(index)
-            match = len(kept) - 1
-        row_of.append(match)
-    return images[kept], row_of

@@ -16,6 +16,7 @@ import pytest
 from host.api_workflows import SHIPPED_IMAGE_NAME, TEST_IMAGE_NAME, write_test_image
 from host.server import ComfyServer, comfy_server
 from host.tiny_checkpoint import TINY_CHECKPOINT_NAME, TINY_CONTROLNET_NAME, ensure_tiny_models
+from host.tiny_clip_vision_file import RANDOM_CLIP_VISION_NAME, ensure_random_clip_vision
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS_DIR = REPO_ROOT / ".cache" / "artifacts"
@@ -44,8 +45,15 @@ def tiny_models():
 
 
 @pytest.fixture(scope="session")
-def comfy(tiny_models, tmp_path_factory, artifacts_dir) -> ComfyServer:
-    """The running server. Model names in its folders: TINY_CHECKPOINT_NAME, TINY_CONTROLNET_NAME;
+def random_clip_vision() -> Path:
+    """A CLIP ViT-L vision model with random weights that CLIPVisionLoader loads (built once into .cache/models/)."""
+    return ensure_random_clip_vision()
+
+
+@pytest.fixture(scope="session")
+def comfy(tiny_models, random_clip_vision, tmp_path_factory, artifacts_dir) -> ComfyServer:
+    """The running server. Model names in its folders: TINY_CHECKPOINT_NAME, TINY_CONTROLNET_NAME,
+    RANDOM_CLIP_VISION_NAME (models/clip_vision);
     input images: TEST_IMAGE_NAME and SHIPPED_IMAGE_NAME (example.png, what the shipped workflows load), both
     the same 64×64 test picture."""
     base = tmp_path_factory.mktemp("comfy-base")
@@ -57,6 +65,7 @@ def comfy(tiny_models, tmp_path_factory, artifacts_dir) -> ComfyServer:
             base,
             checkpoints={TINY_CHECKPOINT_NAME: tiny_models.checkpoint},
             controlnets={TINY_CONTROLNET_NAME: tiny_models.controlnet},
+            clip_visions={RANDOM_CLIP_VISION_NAME: random_clip_vision},
             inputs={TEST_IMAGE_NAME: image, SHIPPED_IMAGE_NAME: image},
         ) as server:
             yield server

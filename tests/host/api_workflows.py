@@ -79,11 +79,13 @@ def adapt_for_tiny_models(
     size: int = 64,
     max_steps: int = 3,
     filename_prefix: str | None = None,
+    clip_vision_name: str | None = None,
 ) -> Prompt:
     """A copy of `prompt` that runs in seconds on CPU with the tiny models:
 
     - every `ckpt_name` (CheckpointLoaderSimple & co.) -> `checkpoint_name`;
     - every `control_net_name` (ControlNetLoader) -> `controlnet_name`;
+    - every CLIPVisionLoader's `clip_name` -> `clip_vision_name` when given;
     - every `image` of a LoadImage -> `image_name` (a file in the server's input folder) when given, else
       kept as shipped;
     - every literal `width`/`height` -> `size` (latent sizes, scalers), `steps` -> at most `max_steps`;
@@ -104,6 +106,8 @@ def adapt_for_tiny_models(
                 inputs[name] = size
             elif name in STEP_INPUTS and isinstance(value, int):
                 inputs[name] = min(value, max_steps)
+        if node["class_type"] == "CLIPVisionLoader" and clip_vision_name is not None:
+            inputs["clip_name"] = clip_vision_name
         if node["class_type"] == "LoadImage" and image_name is not None:
             inputs["image"] = image_name
         if node["class_type"] == "SaveImage" and filename_prefix is not None:

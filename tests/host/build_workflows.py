@@ -251,11 +251,54 @@ def sd15_controlnet() -> dict:
     }
 
 
+DINOV2_CLIP_VISION = "dinov2_large.safetensors"  # facebook/dinov2-large's model.safetensors, renamed
+
+SET_SCORE_NOTE = """
+StyleAligned Set Score: how alike is the set?
+
+1. Load CLIP Vision: the image encoder, from models/clip_vision. DINOv2 measures style the way the paper does (facebook/dinov2-large: put its model.safetensors there as {dinov2}). A CLIP vision model (e.g. CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors) works too but weighs content and meaning more than style.
+2. The lower KSampler has the same seed, prompts and latent as the upper one but takes the model straight from the checkpoint: the same set without StyleAligned.
+3. StyleAligned Set Score: set_consistency = mean cosine similarity of the image embeddings over all pairs of images; reference_similarity = mean similarity of each image to the reference (slot 0). The heatmap shows every pair, with StyleAligned (left) and without (right); the text on the node gives the numbers and their difference.
+
+For scale, the paper (DINO ViT-B/8, SDXL): StyleAligned 0.51 ± 0.14, without AdaIN 0.428, full attention sharing 0.55 but with worse text alignment. Higher is a more consistent style, but copies of one picture score 1 too: look at the images as well.
+"""
+
+
+def sd15_set_score() -> dict:
+    """The SD1.5 set, the same set without StyleAligned (a second KSampler on the unpatched model), and
+    StyleAlignedSetScore comparing the two."""
+    spec = sd15_set()
+    spec["nodes"] = [dict(n) for n in spec["nodes"]]
+    by_id = {n["id"]: n for n in spec["nodes"]}
+    by_id[6]["title"] = "KSampler (with StyleAligned)"
+    by_id[8]["size"] = [440, 400]  # SaveImage: room below for the set without StyleAligned
+    by_id[8]["widgets"] = {**by_id[8]["widgets"], "filename_prefix": "StyleAligned/sd15_set_score"}
+    spec["nodes"] += [
+        {**ksampler(10, (880, 520), seed=1234, steps=30), "title": "KSampler (same set without StyleAligned)"},
+        node(11, "VAEDecode", (1240, 580), (210, 50)),
+        node(12, "PreviewImage", (1240, 670), (440, 330), "Without StyleAligned"),
+        node(13, "CLIPVisionLoader", (1720, 40), (400, 60), clip_name=DINOV2_CLIP_VISION),
+        node(14, "StyleAlignedSetScore", (1720, 150), (400, 160), reference_index=0),
+        node(15, "PreviewImage", (1720, 360), (520, 420), "Set score: pairwise similarity"),
+        note(16, (1720, 820), (520, 330), "StyleAligned Set Score: what it measures",
+             SET_SCORE_NOTE.format(dinov2=DINOV2_CLIP_VISION)),
+    ]
+    spec["links"] = spec["links"] + [
+        (1, "MODEL", 10, "model"), (3, "CONDITIONING", 10, "positive"), (4, "CONDITIONING", 10, "negative"),
+        (5, "LATENT", 10, "latent_image"), (10, "LATENT", 11, "samples"), (1, "VAE", 11, "vae"),
+        (11, "IMAGE", 12, "images"),
+        (7, "IMAGE", 14, "images"), (11, "IMAGE", 14, "compare_images"), (13, "CLIP_VISION", 14, "clip_vision"),
+        (14, "heatmap", 15, "images"),
+    ]
+    return spec
+
+
 WORKFLOWS = {
     "stylealigned_sd15_set": sd15_set,
     "stylealigned_sdxl_set": sdxl_set,
     "stylealigned_real_image_style": real_image_style,
     "stylealigned_sd15_controlnet": sd15_controlnet,
+    "stylealigned_sd15_set_score": sd15_set_score,
 }
 
 

@@ -5,7 +5,7 @@
         entry = server.wait(prompt_id, timeout=120)    # polls GET /history/{id}
         for ref in server.output_images(entry): ...
 
-`comfy_server` makes a fresh base directory (models/checkpoints, models/controlnet, custom_nodes with a
+`comfy_server` makes a fresh base directory (models/checkpoints, models/controlnet, models/clip_vision, custom_nodes with a
 symlink `ComfyUI-StyleAligned` → this repository, input, output, temp, user), links the given model files in,
 starts `python main.py --cpu --listen 127.0.0.1 --port <free port> --base-directory DIR
 --disable-auto-launch` from the ComfyUI root (fetch_comfyui.comfyui_path()), waits until the server answers,
@@ -46,7 +46,7 @@ else:  # run as a script: import the helpers as the `host` package; tests/host i
     sys.path.insert(0, str(HERE.parent))
     from host.fetch_comfyui import comfyui_path
 
-BASE_SUBDIRS = ("models/checkpoints", "models/controlnet", "custom_nodes", "input", "output", "temp", "user")
+BASE_SUBDIRS = ("models/checkpoints", "models/controlnet", "models/clip_vision", "custom_nodes", "input", "output", "temp", "user")
 
 
 class ServerError(RuntimeError):
@@ -92,13 +92,15 @@ def prepare_base_directory(
     checkpoints: Mapping[str, Path] | None = None,
     controlnets: Mapping[str, Path] | None = None,
     inputs: Mapping[str, Path] | None = None,
+    clip_visions: Mapping[str, Path] | None = None,
 ) -> Path:
     """Lay out a ComfyUI base directory with this pack installed and the given files linked in by name."""
     base_dir = Path(base_dir).resolve()
     for sub in BASE_SUBDIRS:
         (base_dir / sub).mkdir(parents=True, exist_ok=True)
     _link(REPO_ROOT, base_dir / "custom_nodes" / PACK_DIR_NAME)
-    for folder, files in (("models/checkpoints", checkpoints), ("models/controlnet", controlnets), ("input", inputs)):
+    for folder, files in (("models/checkpoints", checkpoints), ("models/controlnet", controlnets),
+                          ("models/clip_vision", clip_visions), ("input", inputs)):
         for name, path in (files or {}).items():
             _link(Path(path), base_dir / folder / name)
     return base_dir
@@ -360,11 +362,12 @@ def comfy_server(
     startup_timeout: float = 180.0,
     keep_base_dir: bool = True,
     cpu: bool = True,
+    clip_visions: Mapping[str, Path] | None = None,
 ) -> Iterator[ComfyServer]:
     """Start a ComfyUI server with this pack for the duration of a `with` block (stopped in any case)."""
     made_temp = base_dir is None
     base = Path(tempfile.mkdtemp(prefix="comfy-stylealigned-")) if made_temp else Path(base_dir)
-    prepare_base_directory(base, checkpoints, controlnets, inputs)
+    prepare_base_directory(base, checkpoints, controlnets, inputs, clip_visions)
     server = ComfyServer(base, log_path=log_path, extra_args=extra_args, cpu=cpu)
     try:
         for attempt in range(3):
