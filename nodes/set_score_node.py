@@ -59,14 +59,25 @@ def _panel(name: str, score: SetScore) -> Panel:
                  score.matrix, score.reference_index)
 
 
+def encoder_name(clip_vision) -> str:
+    """What CLIP Vision Loader loaded, in words (ComfyUI runs CLIP and SigLIP through one class)."""
+    model_class = type(getattr(clip_vision, "model", clip_vision)).__name__
+    if model_class == "Dinov2Model":
+        return "DINOv2"
+    if model_class == "CLIPVisionModelProjection":
+        return "SigLIP" if getattr(clip_vision, "return_all_hidden_states", False) else "CLIP"
+    return model_class
+
+
 def summary(scores: dict[str, SetScore], encoder: str, width: int) -> str:
     lines = [_describe(name, score) for name, score in scores.items()]
     if len(scores) == 2:
         (name_a, a), (name_b, b) = scores.items()
         lines.append(f"{name_a} - {name_b}: set_consistency {a.set_consistency - b.set_consistency:+.4f}, "
                      f"reference_similarity {a.reference_similarity - b.reference_similarity:+.4f}")
-    lines.append(f"encoder: {encoder}, {width}-wide image embeddings (DINOv2 measures style like the paper; "
-                 f"CLIP weighs content and meaning more)")
+    advice = ("the paper's kind of style metric" if encoder == "DINOv2"
+              else "it weighs content and meaning more than style; DINOv2 measures style the paper's way")
+    lines.append(f"encoder: {encoder}, {width}-wide image embeddings ({advice})")
     return "\n".join(lines)
 
 
@@ -123,7 +134,6 @@ class StyleAlignedSetScore(io.ComfyNode):
         scores = {name: score_set(rows, reference_index) for name, rows in embeddings.items()}
         picture = heatmap_picture([_panel(name, score) for name, score in scores.items()])
         heatmap = picture_to_image(picture.pixels, picture.texts)
-        encoder = type(getattr(clip_vision, "model", clip_vision)).__name__
-        text = summary(scores, encoder, int(embeddings["images"].shape[1]))
+        text = summary(scores, encoder_name(clip_vision), int(embeddings["images"].shape[1]))
         main = scores["images"]
         return io.NodeOutput(main.set_consistency, main.reference_similarity, heatmap, ui=ui.PreviewText(text))

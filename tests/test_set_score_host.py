@@ -14,9 +14,14 @@ from host.tiny_clip_vision import tiny_clip_vision
 NODE = "StyleAlignedSetScore"
 
 
-@pytest.fixture(scope="module", params=["clip", "siglip", "dinov2"])
+ENCODER_NAMES = {"clip": "CLIP", "siglip": "SigLIP", "dinov2": "DINOv2"}
+
+
+@pytest.fixture(scope="module", params=list(ENCODER_NAMES))
 def encoder(request, pack):
-    return tiny_clip_vision(request.param)
+    model = tiny_clip_vision(request.param)
+    model.kind = request.param
+    return model
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +70,7 @@ def test_scores_equal_an_independent_computation(encoder, reference_index):
     assert abs(to_reference - expected_to_reference) < 1e-4
     assert heatmap.ndim == 4 and heatmap.shape[0] == 1 and heatmap.shape[-1] == 3 and heatmap.dtype == torch.float32
     assert f"set_consistency {consistency:.4f}" in text and f"reference_similarity {to_reference:.4f}" in text
+    assert f"encoder: {ENCODER_NAMES[encoder.kind]}, " in text
 
 
 def test_comparison_set_is_scored_the_same_way(clip_encoder):
