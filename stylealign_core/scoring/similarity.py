@@ -1,6 +1,6 @@
 """Cosine similarity of image embeddings within a set, and the means the paper reports.
 
-Set consistency (Hertz et al., CVPR 2024, section 4): the mean cosine similarity of the image embeddings
+Set consistency (Hertz et al., CVPR 2024, evaluation): the mean cosine similarity of the image embeddings
 over all unordered pairs of images of a set. Reference similarity: the mean cosine similarity of each
 other image to the reference image. Everything in float32 whatever the encoder's dtype.
 """
