@@ -10,6 +10,7 @@ from .invert_node import StyleAlignedInvertReference
 from .patch_node import StyleAlignedPatch
 from .prompt_batch_node import StyleAlignedPromptBatch
 from .reference_file_nodes import StyleAlignedLoadReference, StyleAlignedSaveReference, register_reference_folder
+from .set_chunk_nodes import StyleAlignedGatherSet, StyleAlignedSplitSet
 
 
 class StyleAlignedExtension(ComfyExtension):
@@ -21,6 +22,8 @@ class StyleAlignedExtension(ComfyExtension):
             StyleAlignedInvertReference,
             StyleAlignedSaveReference,
             StyleAlignedLoadReference,
+            StyleAlignedSplitSet,
+            StyleAlignedGatherSet,
         ]
 
 
