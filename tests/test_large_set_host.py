@@ -94,3 +94,82 @@ def test_real_image_reference_chunked_equals_one_batch(model, clip):
     positive = tiny_conditioning("sd15", batch=5, seed=8)
     _, chunked, _ = assert_chunked_equals_one_batch(patched, positive, tiny_conditioning("sd15", seed=9), latent, 0, 3)
     assert torch.allclose(chunked[:1], image_latent, atol=1e-3), "the held slot does not come back as the image"
+
+
+def tiny_controlnet(seed: int):
+    """A ControlNet built like the tiny SD1.5 UNet (the host's cldm class, random weights), float64."""
+    import comfy.cldm.cldm
+    import comfy.controlnet
+    import comfy.ops
+
+    config = {key: value for key, value in SD15_TINY_UNET.items()
+              if key not in ("out_channels", "transformer_depth_output", "use_temporal_attention", "use_temporal_resblock")}
+    control_model = comfy.cldm.cldm.ControlNet(hint_channels=3, operations=comfy.ops.disable_weight_init, device="cpu",
+                                               dtype=torch.float64, **config)
+    _randomise(control_model, seed)
+    return comfy.controlnet.ControlNet(control_model.to(torch.float64), load_device=torch.device("cpu"))
+
+
+def test_controlnet_hint_per_image_chunked_equals_one_batch(model):
+    """Two ControlNets chained (Apply ControlNet twice): one hint per image, then one hint for all."""
+    apply = host_node_class("ControlNetApplyAdvanced")()
+    per_image_hint = torch.rand(5, 64, 64, 3, generator=torch.Generator().manual_seed(2))
+    positive, negative = apply.apply_controlnet(tiny_conditioning("sd15", batch=5, seed=3), tiny_conditioning("sd15", seed=4),
+                                                tiny_controlnet(5), per_image_hint, 1.0, 0.0, 1.0)
+    positive, negative = apply.apply_controlnet(positive, negative, tiny_controlnet(6), per_image_hint[:1], 0.5, 0.0, 1.0)
+    user_control = positive[0][1]["control"]
+    user_chain = (user_control, user_control.previous_controlnet, user_control.previous_controlnet.cond_hint_original)
+    patched = style_aligned(model)
+    one_batch, _, _ = assert_chunked_equals_one_batch(patched, positive, negative, empty_latent(5), 0, 2)
+    # The user's control objects are untouched (the chain, the hint batch of 5).
+    assert positive[0][1]["control"] is user_chain[0] and user_chain[0].previous_controlnet is user_chain[1]
+    assert user_chain[1].cond_hint_original is user_chain[2] and user_chain[2].shape[0] == 5
+    # The hints act on the set (so the equality above covers the hint rows).
+    free = ksampler(patched, tiny_conditioning("sd15", batch=5, seed=3), tiny_conditioning("sd15", seed=4), empty_latent(5))
+    assert float((free["samples"] - one_batch).abs().max()) > 1.0
+
+
+@pytest.mark.parametrize("kind", ["sd15", "sdxl"])
+def test_each_batch_gets_the_prompts_of_its_images(pack, kind):
+    clip = tiny_clip(kind)
+    lines = [f"a toy number {i}" for i in range(7)]
+    (conditioning,), *_ = [run_node("StyleAlignedPromptBatch", clip=clip, prompts="\n".join(lines), style="origami")[:1]]
+    negative = host_node_class("CLIPTextEncode")().encode(clip, "blurry")[0]
+    output = split(conditioning, negative, empty_latent(7), 1, 3)
+    positives, negatives, latents, plan = output.result
+    assert plan.chunks == ((0, 1, 2), (3, 1, 4), (5, 1, 6))
+    assert "batch 2: images 3, 1 (reference), 4" in "".join(output.ui.as_dict()["text"])
+    (cond, extras), = conditioning
+    for rows, chunk, chunk_negative, latent in zip(plan.chunks, positives, negatives, latents):
+        (chunk_cond, chunk_extras), = chunk
+        for row, image in enumerate(rows):
+            assert torch.equal(chunk_cond[row], cond[image])
+            if kind == "sdxl":
+                assert torch.equal(chunk_extras["pooled_output"][row], extras["pooled_output"][image])
+        assert torch.equal(chunk_negative[0][0], negative[0][0]) and latent["batch_index"] == list(rows)
+
+
+def test_sdxl_pooled_prompts_chunked_equals_one_batch(pack):
+    model = tiny_model("sdxl", dtype=torch.float64)
+    positive = tiny_conditioning("sdxl", batch=5, seed=3)
+    assert_chunked_equals_one_batch(style_aligned(model), positive, tiny_conditioning("sdxl", seed=4), empty_latent(5), 0, 2)
+
+
+@pytest.mark.parametrize("inputs, words", [
+    ({"images_per_batch": 1}, "StyleAlignedSplitSet: images_per_batch is 1"),
+    ({"latent": {"samples": torch.zeros(1, 4, 8, 8)}}, "StyleAlignedSplitSet: latent holds a set of 1 image"),
+    ({"positive": tiny_conditioning("sd15", batch=3)}, "StyleAlignedSplitSet: positive has a prompt batch of 3 for a set of 5"),
+    ({"reference_index": 4, "images_per_batch": 3}, "StyleAlignedSplitSet: images_per_batch (3) must be more than reference_index (4)"),
+])
+def test_split_errors_name_node_and_input(pack, error_type, inputs, words):
+    values = {"positive": tiny_conditioning("sd15", batch=5), "negative": tiny_conditioning("sd15"),
+              "latent": empty_latent(5), "reference_index": 0, "images_per_batch": 3, **inputs}
+    with pytest.raises(error_type) as error:
+        node_output("StyleAlignedSplitSet", **values)
+    assert words in str(error.value)
+
+
+def test_gather_errors_name_node_and_input(pack, error_type):
+    plan = split(tiny_conditioning("sd15", batch=5), tiny_conditioning("sd15"), empty_latent(5), 0, 3).result[3]
+    with pytest.raises(error_type, match="StyleAlignedGatherSet: images holds 1 batches of \\[5\\]"):
+        host_node_class("StyleAlignedGatherSet").execute(images=[torch.zeros(5, 64, 64, 3)], set_chunks=[plan])
