@@ -38,7 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PATCH = "StyleAlignedPatch"
 PACK_MODULE = "custom_nodes.ComfyUI-StyleAligned"
 PACK_NODES = ("StyleAlignedPatch", "StyleAlignedPromptBatch", "StyleAlignedInvertReference",
-              "StyleAlignedSaveReference", "StyleAlignedLoadReference")
+              "StyleAlignedSaveReference", "StyleAlignedLoadReference", "StyleAlignedSplitSet", "StyleAlignedGatherSet")
 SIZE = 64
 STEPS = 3
 RUN_TIMEOUT = 180
@@ -241,6 +241,8 @@ EXPECTED = {
     # Slot 0 holds the real picture; Image From Batch drops it, so 3 of the 4 slots are saved.
     REAL_IMAGE: Expected(SD15_CHECKPOINT, 512, saved=3, reference_unchanged=False, batch_from_prompts=False,
                          targets_from_prompts=True),
+    # 8 prompts sampled 3 images per batch (4 batches); StyleAlignedGatherSet gives the set back once, in order.
+    "stylealigned_sd15_large_set": Expected(SD15_CHECKPOINT, 512, saved=8, reference_unchanged=True, batch_from_prompts=True),
 }
 
 
