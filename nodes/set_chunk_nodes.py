@@ -13,7 +13,7 @@ from ..stylealign_core import ConditioningRows, StyleAlignedError, latent_rows, 
 SPLIT_NODE_ID = "StyleAlignedSplitSet"
 GATHER_NODE_ID = "StyleAlignedGatherSet"
 MAX_BATCH_SLOT = 4095
-DEFAULT_IMAGES_PER_BATCH = 4  # our choice: a batch most cards hold at SD1.5 sizes; lower it when memory runs out
+DEFAULT_IMAGES_PER_BATCH = 4  # our choice, not the paper's: the reference and 3 targets
 
 StyleAlignedSetChunks = io.Custom("STYLEALIGN_SET_CHUNKS")
 
@@ -57,8 +57,8 @@ class StyleAlignedSplitSet(io.ComfyNode):
                 io.Int.Input(
                     "images_per_batch", default=DEFAULT_IMAGES_PER_BATCH, min=0, max=MAX_BATCH_SLOT + 1,
                     tooltip="Most images sampled at once, the reference included (it is sampled again in every batch). "
-                    "0 = the whole set in one batch. At least 2 and more than reference_index. Default 4 is our choice; "
-                    "lower it when memory runs out. " + EXACTNESS,
+                    "0 = the whole set in one batch. At least 2 and more than reference_index. Default 4 (the reference and 3 "
+                    "targets) is our choice, not the paper's; lower it when memory runs out. " + EXACTNESS,
                 ),
             ],
             outputs=[
