@@ -133,7 +133,7 @@ def test_controlnet_hint_per_image_chunked_equals_one_batch(model):
 def test_each_batch_gets_the_prompts_of_its_images(pack, kind):
     clip = tiny_clip(kind)
     lines = [f"a toy number {i}" for i in range(7)]
-    (conditioning,), *_ = [run_node("StyleAlignedPromptBatch", clip=clip, prompts="\n".join(lines), style="origami")[:1]]
+    conditioning = run_node("StyleAlignedPromptBatch", clip=clip, prompts="\n".join(lines), style="origami")[0]
     negative = host_node_class("CLIPTextEncode")().encode(clip, "blurry")[0]
     output = split(conditioning, negative, empty_latent(7), 1, 3)
     positives, negatives, latents, plan = output.result
