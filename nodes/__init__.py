@@ -11,6 +11,7 @@ from .patch_node import StyleAlignedPatch
 from .prompt_batch_node import StyleAlignedPromptBatch
 from .reference_file_nodes import StyleAlignedLoadReference, StyleAlignedSaveReference, register_reference_folder
 from .set_score_node import StyleAlignedSetScore
+from .set_chunk_nodes import StyleAlignedGatherSet, StyleAlignedSplitSet
 
 
 class StyleAlignedExtension(ComfyExtension):
@@ -23,6 +24,8 @@ class StyleAlignedExtension(ComfyExtension):
             StyleAlignedSaveReference,
             StyleAlignedLoadReference,
             StyleAlignedSetScore,
+            StyleAlignedSplitSet,
+            StyleAlignedGatherSet,
         ]
 
 

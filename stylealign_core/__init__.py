@@ -5,7 +5,8 @@ layout, schedule, a real-image reference held on its trajectory) -> a route into
 unet/ (attn1_patch in every self-attention layer: AdaIN + reference tokens; logit_shift: reference
 strength inside attention). maths/ holds what the routes share (AdaIN statistics, the fused pass).
 A real image as reference: real_image/ (inversion with noise_scaling -> reference_trajectory -> reference_file).
-Per-image prompts: prompts/conditioning_batch.
+Per-image prompts: prompts/conditioning_batch. Sets larger than one batch: sets/ (chunk plan, each chunk's
+inputs, gathering the set back).
 """
 
 from .maths.adain import VARIANCE_EPS, adain_affine, apply_affine, channel_stats
@@ -21,15 +22,19 @@ from .options import StyleAlignedOptions
 from .real_image.reference_file import load_reference, save_reference
 from .real_image.reference_trajectory import HeldReference, ReferenceTrajectory
 from .runtime import CallContext, PatchRuntime
+from .sets import WHOLE_SET, ConditioningRows, SetChunks, latent_rows, plan_chunks
 from .unet.attn1_patch import SharedAttentionPatch, share_with_reference
 
 __all__ = [
     "VARIANCE_EPS",
+    "WHOLE_SET",
     "BatchLayout",
     "CallContext",
+    "ConditioningRows",
     "HeldReference",
     "NoiseScaling",
     "ReferenceTrajectory",
+    "SetChunks",
     "LayerKey",
     "PatchRuntime",
     "ReferenceLogitShift",
@@ -43,8 +48,10 @@ __all__ = [
     "channel_stats",
     "evenly_spread",
     "invert",
+    "latent_rows",
     "inversion_sigmas",
     "load_reference",
+    "plan_chunks",
     "prompt_of_each_image",
     "save_reference",
     "stack_prompt_conditionings",

@@ -39,7 +39,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PATCH = "StyleAlignedPatch"
 PACK_MODULE = "custom_nodes.ComfyUI-StyleAligned"
 PACK_NODES = ("StyleAlignedPatch", "StyleAlignedPromptBatch", "StyleAlignedInvertReference",
-              "StyleAlignedSaveReference", "StyleAlignedLoadReference", "StyleAlignedSetScore")
+              "StyleAlignedSaveReference", "StyleAlignedLoadReference", "StyleAlignedSetScore",
+              "StyleAlignedSplitSet", "StyleAlignedGatherSet")
 SIZE = 64
 STEPS = 3
 RUN_TIMEOUT = 180
@@ -244,6 +245,8 @@ EXPECTED = {
                          targets_from_prompts=True),
     # The SD1.5 set scored against itself without the patch (a second KSampler, previewed): one SaveImage.
     "stylealigned_sd15_set_score": Expected(SD15_CHECKPOINT, 512, saved=4, reference_unchanged=True, batch_from_prompts=True),
+    # 8 prompts sampled 3 images per batch (4 batches); StyleAlignedGatherSet gives the set back once, in order.
+    "stylealigned_sd15_large_set": Expected(SD15_CHECKPOINT, 512, saved=8, reference_unchanged=True, batch_from_prompts=True),
 }
 
 

@@ -291,6 +291,53 @@ def sd15_set_score() -> dict:
         (14, "heatmap", 15, "images"),
     ]
     return spec
+LARGE_SET_NOTE = """
+StyleAligned: a set larger than one batch
+
+What to choose:
+1. Load Checkpoint: your SD1.5 model (v1-5-pruned-emaonly.safetensors or any SD1.x checkpoint).
+2. StyleAligned Prompt Batch: one image per line, as many as you like. Line 1 is the style reference.
+3. StyleAligned Split Set into Batches, images_per_batch: how many images are sampled at once, the reference included (it is sampled again in every batch). 3 here: the 8 images run as 4 batches of the reference plus 2 targets. Lower it when memory runs out; 0 samples the whole set in one batch. reference_index must equal StyleAligned's.
+4. KSampler and VAE Decode run once per batch; StyleAligned Gather Set puts the set back together in prompt order, the reference once, and Save Image saves it once.
+
+Every image keeps the starting noise it has in one big batch, so with a deterministic sampler (euler, heun, dpmpp_2m, ddim) the set is the same as sampled in one batch. Ancestral and SDE samplers draw new noise over the whole batch at every step: with them each batch gives a different, equally valid set.
+"""
+
+
+def sd15_large_set() -> dict:
+    """prompt batch → StyleAlignedSplitSet (lists) → KSampler → VAEDecode (once per batch) → StyleAlignedGatherSet → SaveImage."""
+    prompts = "\n".join([
+        "a lighthouse on a rocky coast", "a cottage in a forest", "a sailing boat at sea", "a windmill on a hill",
+        "a castle on a cliff", "a hot air balloon over fields", "a steam train on a bridge", "a fox in the snow",
+    ])
+    return {
+        "nodes": [
+            node(1, "CheckpointLoaderSimple", (40, 110), (330, 100), ckpt_name=SD15_CHECKPOINT),
+            node(2, "StyleAlignedPatch", (420, 40), (330, 360), **PATCH_DEFAULTS),
+            node(3, "StyleAlignedPromptBatch", (420, 450), (420, 330), "Prompts: one image per line, line 1 = reference",
+                 prompts=prompts, style="watercolor painting, soft pastel colors, paper texture"),
+            node(4, "CLIPTextEncode", (420, 830), (420, 130), "Negative prompt",
+                 text="photo, realistic, blurry, low quality, watermark, text"),
+            node(5, "EmptyLatentImage", (880, 450), (320, 110), "Empty Latent Image (batch_size = prompt lines)",
+                 width=512, height=512, batch_size=4),
+            node(6, "StyleAlignedSplitSet", (880, 620), (360, 170), "Split the set: 3 images per batch",
+                 reference_index=0, images_per_batch=3),
+            ksampler(7, (1280, 40), seed=1234, steps=30),
+            node(8, "VAEDecode", (1280, 360), (210, 50)),
+            node(9, "StyleAlignedGatherSet", (1280, 460), (300, 60)),
+            node(10, "SaveImage", (1640, 40), (560, 580), filename_prefix="StyleAligned/sd15_large_set"),
+            note(11, (40, 270), (340, 620), "StyleAligned: a large set, batch by batch", LARGE_SET_NOTE),
+        ],
+        "links": [
+            (1, "MODEL", 2, "model"), (1, "CLIP", 3, "clip"), (1, "CLIP", 4, "clip"),
+            (3, "batch_size", 5, "batch_size"),
+            (3, "CONDITIONING", 6, "positive"), (4, "CONDITIONING", 6, "negative"), (5, "LATENT", 6, "latent"),
+            (2, "MODEL", 7, "model"), (6, "positive", 7, "positive"), (6, "negative", 7, "negative"),
+            (6, "latent", 7, "latent_image"),
+            (7, "LATENT", 8, "samples"), (1, "VAE", 8, "vae"),
+            (8, "IMAGE", 9, "images"), (6, "set_chunks", 9, "set_chunks"), (9, "IMAGE", 10, "images"),
+        ],
+    }
 
 
 WORKFLOWS = {
@@ -299,6 +346,7 @@ WORKFLOWS = {
     "stylealigned_real_image_style": real_image_style,
     "stylealigned_sd15_controlnet": sd15_controlnet,
     "stylealigned_sd15_set_score": sd15_set_score,
+    "stylealigned_sd15_large_set": sd15_large_set,
 }
 
 
