@@ -1,0 +1,158 @@
+"""The transformer route's attention override: targets attend to the reference's image tokens.
+
+Registered as transformer_options["optimized_attention_override"]; the host calls it for every attention
+call as override(backend, *args, **kwargs). For a self-attention call of a shared block, with the
+CallLayout the model-call wrapper left in transformer_options, for every target t and the reference r of
+the same conditioning chunk (image tokens I, RoPE rotation R(p) per token, shift rotation R(delta)):
+    q_t[I] = R(p) AdaIN(R(-p) q_t[I], R(-p) q_r[I])          (adain_queries; before RoPE)
+    k_t[I] = R(p) AdaIN(R(-p) k_t[I], R(-p) k_r[I])          (adain_keys)
+    out_t  = attention(q_t, [k_t ; lambda R(delta) k_r[I]], [v_t ; v_r[I]])
+    out_r  = attention(q_r, k_r, v_r)                           (the reference: unchanged)
+Statistics per (head, channel) over the image tokens, float32 (maths.adain). Text and extra tokens are
+never normalised or shared. Reference rows and target rows are separate backend calls (no mask), so any
+backend (sage, flash, xformers) keeps working; reference_strength != 1 adds log(strength) to the appended
+keys' logits through an additive mask on the target call. Calls it does not recognise (cross-attention,
+a mask, other token counts, unshared blocks, inactive steps) go to the backend unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+from ..maths.adain import adain_affine, channel_stats
+from ..maths.fused_adain import ShareFlags
+from .call_layout import CALL_LAYOUT_KEY, CallLayout
+from .family import BlockKey, TransformerFamily
+from .rope import rotate, unrotate
+
+
+@dataclass(frozen=True)
+class TransformerSharing:
+    """What the node chose for a transformer model."""
+
+    shared_blocks: frozenset  # of BlockKey
+    flags: ShareFlags
+    key_scale: float
+    position_shift: bool
+    # Added to the logits of the appended reference keys (log of reference_strength); 0 = none.
+    logit_shift: float = 0.0
+
+
+class SharedAttentionOverride:
+    def __init__(self, family: TransformerFamily, sharing: TransformerSharing, previous_override: Optional[Callable] = None):
+        self.family = family
+        self.sharing = sharing
+        self.previous_override = previous_override
+        # Calls of shared blocks that reached the override, and those of them it changed.
+        self.reached_calls = 0
+        self.shared_calls = 0
+
+    def _backend(self, backend: Callable, *args, **kwargs):
+        if self.previous_override is not None:
+            return self.previous_override(backend, *args, **kwargs)
+        return backend(*args, **kwargs)
+
+    def __call__(self, backend: Callable, *args, **kwargs):
+        transformer_options = kwargs.get("transformer_options") or {}
+        layout: Optional[CallLayout] = transformer_options.get(CALL_LAYOUT_KEY)
+        if layout is None:
+            return self._backend(backend, *args, **kwargs)
+        call_index = layout.attention_calls
+        layout.attention_calls += 1
+        block = self.family.block_key(transformer_options, call_index)
+        if not layout.active or block not in self.sharing.shared_blocks:
+            return self._backend(backend, *args, **kwargs)
+        self.reached_calls += 1
+        if kwargs.get("mask") is not None:  # a mask covers the call's own keys only: pass it through
+            return self._backend(backend, *args, **kwargs)
+        heads_first = self.family.heads_first(args, kwargs)
+        if heads_first is None:
+            return self._backend(backend, *args, **kwargs)
+        q, k, v, heads = heads_first
+        tokens = layout.image_start + layout.image_tokens
+        if (
+            q.shape[0] != layout.batch.rows or k.shape[0] != q.shape[0] or v.shape[0] != q.shape[0]
+            or q.shape[2] != k.shape[2] or k.shape[2] != v.shape[2] or k.shape[2] < tokens
+        ):
+            return self._backend(backend, *args, **kwargs)
+        self.shared_calls += 1
+        return self._shared(backend, q, k, v, heads, layout, kwargs)
+
+    def _shared(self, backend, q, k, v, heads, layout: CallLayout, kwargs: dict):
+        batch = layout.batch
+        device = q.device
+        reference_rows = torch.tensor(batch.reference_rows(), device=device)
+        target_rows = torch.tensor(batch.target_rows(), device=device)
+        # For each target row, the index of its chunk's reference among reference_rows.
+        target_chunk = torch.tensor([row // batch.images_per_chunk for row in batch.target_rows()], device=device)
+        flags = self.sharing.flags
+        call_kwargs = dict(kwargs, skip_reshape=True)
+        call_kwargs.pop("heads", None)
+
+        q_t, k_t, v_t = (t.index_select(0, target_rows) for t in (q, k, v))
+        image = layout.image_slice
+        if flags.adain_queries:
+            q_t = _adain_image_tokens(q, q_t, layout)
+        if flags.adain_keys:
+            k_t = _adain_image_tokens(k, k_t, layout)
+        if flags.adain_values:
+            v_t = _adain_image_tokens(v, v_t, layout, rotated=False)
+
+        if flags.share:
+            reference_keys = k.index_select(0, reference_rows)[:, :, image]
+            if self.sharing.position_shift and layout.shift_rotation is not None:
+                reference_keys = rotate(reference_keys, layout.shift_rotation)
+            if self.sharing.key_scale != 1.0 or reference_keys.dtype != k.dtype:
+                reference_keys = (reference_keys.float() * self.sharing.key_scale).to(k.dtype)
+            reference_values = v.index_select(0, reference_rows)[:, :, image]
+            k_t = torch.cat([k_t, reference_keys.index_select(0, target_chunk)], dim=2)
+            v_t = torch.cat([v_t, reference_values.index_select(0, target_chunk)], dim=2)
+            if self.sharing.logit_shift != 0.0:
+                call_kwargs["mask"] = _appended_logit_mask(k.shape[2], k_t.shape[2], self.sharing.logit_shift, q.dtype, device)
+
+        out_t = self._backend(backend, q_t, k_t, v_t, heads, **call_kwargs)
+        reference_kwargs = dict(kwargs, skip_reshape=True)
+        reference_kwargs.pop("heads", None)
+        out_r = self._backend(
+            backend, *(t.index_select(0, reference_rows) for t in (q, k, v)), heads, **reference_kwargs
+        )
+        out = out_t.new_empty((batch.rows,) + tuple(out_t.shape[1:]))
+        out.index_copy_(0, target_rows, out_t)
+        out.index_copy_(0, reference_rows, out_r)
+        return out
+
+
+def _adain_image_tokens(full: torch.Tensor, targets: torch.Tensor, layout: CallLayout, rotated: bool = True) -> torch.Tensor:
+    """targets with their image tokens AdaIN-normalised to their chunk's reference, before RoPE.
+
+    full: all rows (B, H, L, D), for the reference statistics; targets: the target rows of it.
+    """
+    batch = layout.batch
+    image = layout.image_slice
+    rotations = layout.image_rotations if rotated else None
+
+    def before_rope(tokens: torch.Tensor) -> torch.Tensor:
+        return unrotate(tokens, rotations) if rotations is not None else tokens.float()
+
+    reference_rows = batch.reference_rows()
+    reference_mean, reference_std = channel_stats(before_rope(full[reference_rows][:, :, image]))
+    target_tokens = before_rope(targets[:, :, image])
+    mean, std = channel_stats(target_tokens)
+    chunk_of_target = torch.tensor([row // batch.images_per_chunk for row in batch.target_rows()], device=full.device)
+    scale, shift = adain_affine(mean, std, reference_mean[chunk_of_target], reference_std[chunk_of_target])
+    normalised = target_tokens * scale + shift
+    if rotations is not None:
+        normalised = rotate(normalised, rotations)
+    result = targets.clone()
+    result[:, :, image] = normalised.to(targets.dtype)
+    return result
+
+
+def _appended_logit_mask(own_tokens: int, total_tokens: int, shift: float, dtype, device) -> torch.Tensor:
+    mask = torch.zeros((1, 1, 1, total_tokens), dtype=dtype, device=device)
+    mask[..., own_tokens:] = shift if math.isfinite(shift) else torch.finfo(dtype).min
+    return mask

@@ -1,0 +1,104 @@
+"""Tiny random transformer (DiT) models built in process from the host's own classes, on the CPU.
+
+One entry per family in TINY_DITS: the supported_models config class, a small unet_config, and how to
+make conditioning of the right shape by hand (these families' text encoders cannot be built small).
+Issue 10's families add entries here the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .tiny_models import _randomise
+
+TEXT_TOKENS = 6
+
+
+@dataclass(frozen=True)
+class TinyDit:
+    config_class: str  # name in comfy.supported_models
+    unet_config: dict
+    latent_channels: int
+    conditioning: Callable[..., list]
+
+
+def _flux_conditioning(context_dim: int, pooled_dim: int | None):
+    def make(batch: int = 1, seed: int = 1, tokens: int = TEXT_TOKENS, guidance: float | None = 3.5) -> list:
+        generator = torch.Generator().manual_seed(seed)
+        # T5-only encoders (Chroma) still give the key, with None (the host's model reads it either way).
+        extras = {"pooled_output": torch.randn(batch, pooled_dim, generator=generator) if pooled_dim else None}
+        if guidance is not None:
+            extras["guidance"] = guidance
+        return [[torch.randn(batch, tokens, context_dim, generator=generator), extras]]
+
+    return make
+
+
+FLUX_CONFIG = {
+    "image_model": "flux",
+    "guidance_embed": True,
+    "in_channels": 16,
+    "out_channels": 16,
+    "patch_size": 2,
+    "vec_in_dim": 24,
+    "context_in_dim": 32,
+    "hidden_size": 48,
+    "mlp_ratio": 2.0,
+    "num_heads": 3,
+    "depth": 1,
+    "depth_single_blocks": 2,
+    "axes_dim": [4, 6, 6],
+    "theta": 10000,
+    "qkv_bias": True,
+}
+
+CHROMA_CONFIG = {
+    "image_model": "chroma",
+    "in_channels": 64,
+    "out_channels": 64,
+    "patch_size": 2,
+    "context_in_dim": 32,
+    "hidden_size": 48,
+    "mlp_ratio": 2.0,
+    "num_heads": 3,
+    "depth": 1,
+    "depth_single_blocks": 2,
+    "axes_dim": [4, 6, 6],
+    "theta": 10000,
+    "qkv_bias": True,
+    "in_dim": 64,
+    "out_dim": 48,
+    "hidden_dim": 32,
+    "n_layers": 1,
+}
+
+TINY_DITS = {
+    "flux": TinyDit("Flux", FLUX_CONFIG, 16, _flux_conditioning(32, 24)),
+    "chroma": TinyDit("Chroma", CHROMA_CONFIG, 16, _flux_conditioning(32, None)),
+}
+
+
+def tiny_dit(kind: str, seed: int = 0, dtype: torch.dtype = torch.float32):
+    """A ModelPatcher around a tiny random model of the family `kind` (a key of TINY_DITS) on the CPU."""
+    import comfy.model_patcher
+    import comfy.supported_models
+
+    spec = TINY_DITS[kind]
+    model_config = getattr(comfy.supported_models, spec.config_class)(dict(spec.unet_config))
+    model_config.set_inference_dtype(dtype, None)
+    model = model_config.get_model({}, device=torch.device("cpu"))
+    _randomise(model.diffusion_model, seed)
+    model.diffusion_model.to(dtype)
+    return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
+
+
+def dit_conditioning(kind: str, **kwargs) -> list:
+    return TINY_DITS[kind].conditioning(**kwargs)
+
+
+def dit_noise(kind: str, batch: int, seed: int = 0, size: int = 8) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, TINY_DITS[kind].latent_channels, size, size, generator=generator)
