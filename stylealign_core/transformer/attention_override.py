@@ -47,9 +47,6 @@ class SharedAttentionOverride:
         self.family = family
         self.sharing = sharing
         self.previous_override = previous_override
-        # Calls of shared blocks that reached the override, and those of them it changed.
-        self.reached_calls = 0
-        self.shared_calls = 0
 
     def _backend(self, backend: Callable, *args, **kwargs):
         if self.previous_override is not None:
@@ -66,7 +63,7 @@ class SharedAttentionOverride:
         block = self.family.block_key(transformer_options, call_index)
         if not layout.active or block not in self.sharing.shared_blocks:
             return self._backend(backend, *args, **kwargs)
-        self.reached_calls += 1
+        layout.reached_calls += 1
         if kwargs.get("mask") is not None:  # a mask covers the call's own keys only: pass it through
             return self._backend(backend, *args, **kwargs)
         heads_first = self.family.heads_first(args, kwargs)
@@ -79,7 +76,7 @@ class SharedAttentionOverride:
             or q.shape[2] != k.shape[2] or k.shape[2] != v.shape[2] or k.shape[2] < tokens
         ):
             return self._backend(backend, *args, **kwargs)
-        self.shared_calls += 1
+        layout.shared_calls += 1
         return self._shared(backend, q, k, v, heads, layout, kwargs)
 
     def _shared(self, backend, q, k, v, heads, layout: CallLayout, kwargs: dict):

@@ -34,6 +34,10 @@ class CallLayout:
     shift_rotation: Optional[torch.Tensor] = None
     # Attention calls seen so far in this model call, for families whose blocks are recognised by order.
     attention_calls: int = field(default=0)
+    # Counted by the override (here, not on the override object: a later clone() deep-copies it): calls of
+    # shared blocks that reached it, and those it changed.
+    reached_calls: int = field(default=0)
+    shared_calls: int = field(default=0)
 
     @property
     def image_slice(self) -> slice:

@@ -31,11 +31,10 @@ class TransformerModelCall:
         transformer_options = dict(transformer_options or {})
         batch: BatchLayout = batch_layout(x.shape[0], transformer_options.get("cond_or_uncond"), self.options.reference_index)
         active = self.options.sigma_is_active(float(t.max()))
-        transformer_options[CALL_LAYOUT_KEY] = self.build_layout(
-            executor.class_obj.diffusion_model, batch, active, x, c_crossattn, transformer_options, kwargs)
-        reached_before = self.override.reached_calls
+        layout = self.build_layout(executor.class_obj.diffusion_model, batch, active, x, c_crossattn, transformer_options, kwargs)
+        transformer_options[CALL_LAYOUT_KEY] = layout
         output = executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
-        if active and self.override.sharing.shared_blocks and self.override.reached_calls == reached_before:
+        if active and self.override.sharing.shared_blocks and layout.reached_calls == 0:
             raise StyleAlignedError(
                 f"{NODE_NAME}: the {self.override.family.name} model ran without reaching StyleAligned's attention "
                 f"override, so nothing was aligned. Another node after StyleAlignedPatch may have replaced the "

@@ -75,9 +75,24 @@ CHROMA_CONFIG = {
     "n_layers": 1,
 }
 
+# A family the pack does not patch (for the node's error).
+AURAFLOW_CONFIG = {
+    "cond_seq_dim": 32,
+    "in_channels": 4,
+    "out_channels": 4,
+    "patch_size": 2,
+    "dim": 32,
+    "n_layers": 2,
+    "n_double_layers": 1,
+    "n_heads": 2,
+    "global_conddim": 32,
+    "max_seq": 64,
+}
+
 TINY_DITS = {
     "flux": TinyDit("Flux", FLUX_CONFIG, 16, _flux_conditioning(32, 24)),
     "chroma": TinyDit("Chroma", CHROMA_CONFIG, 16, _flux_conditioning(32, None)),
+    "auraflow": TinyDit("AuraFlow", AURAFLOW_CONFIG, 4, _flux_conditioning(32, None)),
 }
 
 
