@@ -117,3 +117,27 @@ def dit_conditioning(kind: str, **kwargs) -> list:
 def dit_noise(kind: str, batch: int, seed: int = 0, size: int = 8) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     return torch.randn(batch, TINY_DITS[kind].latent_channels, size, size, generator=generator)
+
+
+class StandInT5Clip:
+    """A CLIP object shaped like the host's Flux (T5-XXL + CLIP-L pooled) or Chroma (T5 alone) encoders:
+    their text encoders cannot be built small, so each prompt maps to fixed random features of the tiny
+    models' widths. Flux.1 pads T5 tokens to 256 (min_length); Chroma does not pad (one token per word
+    here) and has no pooled output."""
+
+    def __init__(self, kind: str, context_dim: int = 32, pooled_dim: int = 24, padded_tokens: int = 256):
+        self.kind = kind
+        self.context_dim = context_dim
+        self.pooled_dim = pooled_dim
+        self.padded_tokens = padded_tokens
+
+    def tokenize(self, text: str) -> dict:
+        return {"t5xxl": text.split()}
+
+    def encode_from_tokens_scheduled(self, tokens: dict) -> list:
+        words = tokens["t5xxl"]
+        generator = torch.Generator().manual_seed(sum(ord(c) * (i + 1) for i, c in enumerate(" ".join(words))) % 2**31)
+        length = max(self.padded_tokens, len(words)) if self.kind == "flux" else len(words)
+        cond = torch.randn(1, length, self.context_dim, generator=generator)
+        pooled = torch.randn(1, self.pooled_dim, generator=generator) if self.kind == "flux" else None
+        return [[cond, {"pooled_output": pooled}]]
