@@ -66,7 +66,7 @@ def adain(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (x - mx) / (vx + EPS).sqrt() * (vy + EPS).sqrt() + my
 
 
-def alignedgen_attention(params, images_per_chunk, reference_index, image_grid):
+def alignedgen_attention(params, images_per_chunk, reference_index, image_grid, text_tokens=TEXT_TOKENS):
     """An attention(q, k, v, pe, mask, transformer_options) for flux/layers.py, AlignedGen in single blocks."""
     import comfy.ldm.flux.math
 
@@ -74,9 +74,13 @@ def alignedgen_attention(params, images_per_chunk, reference_index, image_grid):
     h_len, w_len = image_grid
     rows_ = torch.arange(h_len).repeat_interleave(w_len).float()
     cols_ = torch.arange(w_len).repeat(h_len).float()
-    shifted_ids = torch.stack([torch.zeros_like(rows_), rows_, cols_ + w_len], dim=-1)
+    # Image ids (0, row, col[, 0]); the shifted copy moves col by the width in tokens.
+    plain_ids = torch.zeros(h_len * w_len, len(params.axes_dim))
+    plain_ids[:, 1], plain_ids[:, 2] = rows_, cols_
+    shifted_ids = plain_ids.clone()
+    shifted_ids[:, 2] += w_len
     shifted_cos, shifted_sin = own_rope(shifted_ids, params.axes_dim, params.theta)
-    plain_cos, plain_sin = own_rope(shifted_ids - torch.tensor([0.0, 0.0, w_len]), params.axes_dim, params.theta)
+    plain_cos, plain_sin = own_rope(plain_ids, params.axes_dim, params.theta)
     seen = {"shared": 0}
 
     def attention(q, k, v, pe, mask=None, transformer_options={}):
@@ -84,7 +88,7 @@ def alignedgen_attention(params, images_per_chunk, reference_index, image_grid):
             return original(q, k, v, pe=pe, mask=mask, transformer_options=transformer_options)
         seen["shared"] += 1
         rows, heads, tokens, dim = q.shape
-        image = slice(TEXT_TOKENS, TEXT_TOKENS + h_len * w_len)
+        image = slice(text_tokens, text_tokens + h_len * w_len)
         # The model's pe on the image tokens is what our own RoPE gives at unshifted ids.
         pe_image = pe[0, 0, image]
         torch.testing.assert_close(pe_image[..., 0, 0], plain_cos, atol=1e-6, rtol=0)
@@ -160,6 +164,24 @@ def test_reference_index_matches_independent(model, kind, monkeypatch):
     monkeypatch.setattr(comfy.ldm.flux.layers, "attention", attention)
     independent = sample(model, noise, positive, negative, cfg=1.0, steps=1)
     monkeypatch.undo()
+    assert max_diff(patched, independent) < 1e-4
+
+
+def test_flux2_matches_independent_and_keeps_reference(pack, monkeypatch):
+    """Flux.2: four RoPE axes, patch 1, text padded to 512 by the model; the same equations."""
+    import comfy.ldm.flux.layers
+
+    model = tiny_dit("flux2")
+    positive, negative = conds("flux2")
+    noise = dit_noise("flux2", 3, seed=5, size=4)
+    plain = sample(model, noise, positive, negative, cfg=3.0, steps=1)
+    patched = sample(style_aligned(model), noise, positive, negative, cfg=3.0, steps=1)
+    attention, seen = alignedgen_attention(model.model.diffusion_model.params, 3, 0, (4, 4), text_tokens=512)
+    monkeypatch.setattr(comfy.ldm.flux.layers, "attention", attention)
+    independent = sample(model, noise, positive, negative, cfg=3.0, steps=1)
+    monkeypatch.undo()
+    assert seen["shared"] == 2
+    assert max_diff(patched[0], plain[0]) < REFERENCE_TOLERANCE and max_diff(patched[1:], plain[1:]) > 1e-3
     assert max_diff(patched, independent) < 1e-4
 
 

@@ -75,6 +75,31 @@ CHROMA_CONFIG = {
     "n_layers": 1,
 }
 
+# Flux.2: four RoPE axes (index, row, col, text position), theta 2000, patch 1 on a 128-channel latent,
+# global modulation, no pooled vector; the model pads text to 512 tokens.
+FLUX2_CONFIG = {
+    "image_model": "flux2",
+    "guidance_embed": True,
+    "in_channels": 128,
+    "out_channels": 128,
+    "patch_size": 1,
+    "vec_in_dim": None,
+    "context_in_dim": 32,
+    "hidden_size": 48,
+    "mlp_ratio": 3.0,
+    "num_heads": 3,
+    "depth": 1,
+    "depth_single_blocks": 2,
+    "axes_dim": [4, 4, 4, 4],
+    "theta": 2000,
+    "qkv_bias": False,
+    "ops_bias": False,
+    "global_modulation": True,
+    "mlp_silu_act": True,
+    "default_ref_method": "index",
+    "ref_index_scale": 10.0,
+}
+
 # A family the pack does not patch (for the node's error).
 AURAFLOW_CONFIG = {
     "cond_seq_dim": 32,
@@ -92,6 +117,7 @@ AURAFLOW_CONFIG = {
 TINY_DITS = {
     "flux": TinyDit("Flux", FLUX_CONFIG, 16, _flux_conditioning(32, 24)),
     "chroma": TinyDit("Chroma", CHROMA_CONFIG, 16, _flux_conditioning(32, None)),
+    "flux2": TinyDit("Flux2", FLUX2_CONFIG, 128, _flux_conditioning(32, None)),
     "auraflow": TinyDit("AuraFlow", AURAFLOW_CONFIG, 4, _flux_conditioning(32, None)),
 }
 
