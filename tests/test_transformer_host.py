@@ -88,6 +88,7 @@ def alignedgen_attention(params, images_per_chunk, reference_index, image_grid, 
             return original(q, k, v, pe=pe, mask=mask, transformer_options=transformer_options)
         seen["shared"] += 1
         rows, heads, tokens, dim = q.shape
+        seen["tokens"] = tokens
         image = slice(text_tokens, text_tokens + h_len * w_len)
         # The model's pe on the image tokens is what our own RoPE gives at unshifted ids.
         pe_image = pe[0, 0, image]
@@ -127,31 +128,40 @@ def record_chunks(model, seen_orders):
     return recorded
 
 
-@pytest.mark.parametrize("kontext", [False, True])
-def test_one_forward_matches_independent_alignedgen(model, kind, kontext, monkeypatch):
-    if kontext and kind != "flux":
-        pytest.skip("Kontext reference latents are a Flux.1 input")
+def check_one_forward(model, kind, positive, negative, noise, extra_tokens=0):
+    """One forward (a single Euler step at cfg 3: one model call with both chunks, [uncond, cond]) of the
+    patched model equals the unpatched model running the independent AlignedGen attention."""
     import comfy.ldm.flux.layers
 
-    positive, negative = conds(kind)
-    if kontext:
-        latent = dit_noise(kind, 1, seed=42)
-        positive = [[positive[0][0], dict(positive[0][1], reference_latents=[latent])]]
-        negative = [[negative[0][0], dict(negative[0][1], reference_latents=[latent])]]
-    noise = dit_noise(kind, 3, seed=3)
     orders = []
-    # One forward: a single Euler step at cfg 3 -> one model call with both chunks.
     patched = sample(record_chunks(style_aligned(model), orders), noise, positive, negative, cfg=3.0, steps=1)
-    assert orders == [[1, 0]]  # [uncond, cond], as the issue asks
+    assert orders == [[1, 0]]
     params = model.model.diffusion_model.params
-    attention, seen = alignedgen_attention(params, 3, 0, (LATENT // 2, LATENT // 2))
-    monkeypatch.setattr(comfy.ldm.flux.layers, "attention", attention)
-    independent = sample(model, noise, positive, negative, cfg=3.0, steps=1)
-    monkeypatch.undo()
+    attention, seen = alignedgen_attention(params, noise.shape[0], 0, (LATENT // 2, LATENT // 2))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(comfy.ldm.flux.layers, "attention", attention)
+        independent = sample(model, noise, positive, negative, cfg=3.0, steps=1)
     assert seen["shared"] == TINY_DITS[kind].unet_config["depth_single_blocks"]
+    assert seen["tokens"] == TEXT_TOKENS + (LATENT // 2) ** 2 + extra_tokens
     plain = sample(model, noise, positive, negative, cfg=3.0, steps=1)
     assert max_diff(patched[1:], plain[1:]) > 1e-2  # the comparison is not between two unpatched runs
     assert max_diff(patched, independent) < 1e-4
+
+
+def test_one_forward_matches_independent_alignedgen(model, kind):
+    positive, negative = conds(kind)
+    check_one_forward(model, kind, positive, negative, dit_noise(kind, 3, seed=3))
+
+
+def test_kontext_tokens_are_not_shared_or_normalised(pack):
+    """Flux Kontext: reference latents become extra tokens after the image; the independent implementation
+    leaves them alone (they are neither normalised nor appended), and so must the pack."""
+    model = tiny_dit("flux")
+    positive, negative = conds("flux")
+    latent = dit_noise("flux", 1, seed=42)
+    positive = [[positive[0][0], dict(positive[0][1], reference_latents=[latent])]]
+    negative = [[negative[0][0], dict(negative[0][1], reference_latents=[latent])]]
+    check_one_forward(model, "flux", positive, negative, dit_noise("flux", 3, seed=3), extra_tokens=(LATENT // 2) ** 2)
 
 
 def test_reference_index_matches_independent(model, kind, monkeypatch):

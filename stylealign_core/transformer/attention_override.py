@@ -80,73 +80,64 @@ class SharedAttentionOverride:
         return self._shared(backend, q, k, v, heads, layout, kwargs)
 
     def _shared(self, backend, q, k, v, heads, layout: CallLayout, kwargs: dict):
-        batch = layout.batch
-        device = q.device
-        reference_rows = torch.tensor(batch.reference_rows(), device=device)
-        target_rows = torch.tensor(batch.target_rows(), device=device)
-        # For each target row, the index of its chunk's reference among reference_rows.
-        target_chunk = torch.tensor([row // batch.images_per_chunk for row in batch.target_rows()], device=device)
+        reference_rows, target_rows, target_chunk = layout.row_indices(q.device)
         flags = self.sharing.flags
         call_kwargs = dict(kwargs, skip_reshape=True)
         call_kwargs.pop("heads", None)
-
-        q_t, k_t, v_t = (t.index_select(0, target_rows) for t in (q, k, v))
         image = layout.image_slice
-        if flags.adain_queries:
-            q_t = _adain_image_tokens(q, q_t, layout)
-        if flags.adain_keys:
-            k_t = _adain_image_tokens(k, k_t, layout)
-        if flags.adain_values:
-            v_t = _adain_image_tokens(v, v_t, layout, rotated=False)
 
+        # index_select copies: the targets' q/k/v are ours to normalise in place.
+        q_r, k_r, v_r = (t.index_select(0, reference_rows) for t in (q, k, v))
+        q_t, k_t, v_t = (t.index_select(0, target_rows) for t in (q, k, v))
+        if flags.adain_queries:
+            _adain_image_tokens_(q_t, q_r, target_chunk, layout, rotated=True)
+        if flags.adain_keys:
+            _adain_image_tokens_(k_t, k_r, target_chunk, layout, rotated=True)
+        if flags.adain_values:
+            _adain_image_tokens_(v_t, v_r, target_chunk, layout, rotated=False)
+
+        target_kwargs = call_kwargs
         if flags.share:
-            reference_keys = k.index_select(0, reference_rows)[:, :, image]
+            reference_keys = k_r[:, :, image]
             if self.sharing.position_shift and layout.shift_rotation is not None:
                 reference_keys = rotate(reference_keys, layout.shift_rotation)
-            if self.sharing.key_scale != 1.0 or reference_keys.dtype != k.dtype:
-                reference_keys = (reference_keys.float() * self.sharing.key_scale).to(k.dtype)
-            reference_values = v.index_select(0, reference_rows)[:, :, image]
+            if self.sharing.key_scale != 1.0:
+                reference_keys = reference_keys.float() * self.sharing.key_scale
+            reference_keys = reference_keys.to(k.dtype)
             k_t = torch.cat([k_t, reference_keys.index_select(0, target_chunk)], dim=2)
-            v_t = torch.cat([v_t, reference_values.index_select(0, target_chunk)], dim=2)
+            v_t = torch.cat([v_t, v_r[:, :, image].index_select(0, target_chunk)], dim=2)
             if self.sharing.logit_shift != 0.0:
-                call_kwargs["mask"] = _appended_logit_mask(k.shape[2], k_t.shape[2], self.sharing.logit_shift, q.dtype, device)
+                mask = _appended_logit_mask(k.shape[2], k_t.shape[2], self.sharing.logit_shift, q.dtype, q.device)
+                target_kwargs = dict(call_kwargs, mask=mask)
 
-        out_t = self._backend(backend, q_t, k_t, v_t, heads, **call_kwargs)
-        reference_kwargs = dict(kwargs, skip_reshape=True)
-        reference_kwargs.pop("heads", None)
-        out_r = self._backend(
-            backend, *(t.index_select(0, reference_rows) for t in (q, k, v)), heads, **reference_kwargs
-        )
-        out = out_t.new_empty((batch.rows,) + tuple(out_t.shape[1:]))
+        out_t = self._backend(backend, q_t, k_t, v_t, heads, **target_kwargs)
+        out_r = self._backend(backend, q_r, k_r, v_r, heads, **call_kwargs)
+        out = out_t.new_empty((layout.batch.rows,) + tuple(out_t.shape[1:]))
         out.index_copy_(0, target_rows, out_t)
         out.index_copy_(0, reference_rows, out_r)
         return out
 
 
-def _adain_image_tokens(full: torch.Tensor, targets: torch.Tensor, layout: CallLayout, rotated: bool = True) -> torch.Tensor:
-    """targets with their image tokens AdaIN-normalised to their chunk's reference, before RoPE.
+def _adain_image_tokens_(targets: torch.Tensor, references: torch.Tensor, target_chunk: torch.Tensor, layout: CallLayout, rotated: bool) -> None:
+    """In place: the targets' image tokens AdaIN-normalised to their chunk's reference, before RoPE.
 
-    full: all rows (B, H, L, D), for the reference statistics; targets: the target rows of it.
+    targets (T, H, L, D) and references (chunks, H, L, D) as the backend receives them; statistics per
+    (head, channel) over the image tokens in float32.
     """
-    batch = layout.batch
     image = layout.image_slice
     rotations = layout.image_rotations if rotated else None
 
     def before_rope(tokens: torch.Tensor) -> torch.Tensor:
         return unrotate(tokens, rotations) if rotations is not None else tokens.float()
 
-    reference_rows = batch.reference_rows()
-    reference_mean, reference_std = channel_stats(before_rope(full[reference_rows][:, :, image]))
+    reference_mean, reference_std = channel_stats(before_rope(references[:, :, image]))
     target_tokens = before_rope(targets[:, :, image])
     mean, std = channel_stats(target_tokens)
-    chunk_of_target = torch.tensor([row // batch.images_per_chunk for row in batch.target_rows()], device=full.device)
-    scale, shift = adain_affine(mean, std, reference_mean[chunk_of_target], reference_std[chunk_of_target])
-    normalised = target_tokens * scale + shift
+    scale, shift = adain_affine(mean, std, reference_mean.index_select(0, target_chunk), reference_std.index_select(0, target_chunk))
+    normalised = torch.addcmul(shift, target_tokens, scale)
     if rotations is not None:
         normalised = rotate(normalised, rotations)
-    result = targets.clone()
-    result[:, :, image] = normalised.to(targets.dtype)
-    return result
+    targets[:, :, image] = normalised.to(targets.dtype)
 
 
 def _appended_logit_mask(own_tokens: int, total_tokens: int, shift: float, dtype, device) -> torch.Tensor:

@@ -39,6 +39,21 @@ class CallLayout:
     reached_calls: int = field(default=0)
     shared_calls: int = field(default=0)
 
+    _row_indices: dict = field(default_factory=dict, repr=False)
+
+    def row_indices(self, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(reference rows, target rows, chunk of each target) as index tensors on `device`, made once per
+        model call (not per attention call: no host-to-device copy inside the blocks)."""
+        indices = self._row_indices.get(device)
+        if indices is None:
+            targets = self.batch.target_rows()
+            indices = self._row_indices[device] = (
+                torch.tensor(self.batch.reference_rows(), device=device),
+                torch.tensor(targets, device=device),
+                torch.tensor([row // self.batch.images_per_chunk for row in targets], device=device),
+            )
+        return indices
+
     @property
     def image_slice(self) -> slice:
         return slice(self.image_start, self.image_start + self.image_tokens)
