@@ -342,3 +342,19 @@ def test_per_image_conditioning_batch(model, kind):
     plain = sample(model, noise, positive, negative, steps=2)
     aligned = sample(style_aligned(model), noise, positive, negative, steps=2)
     assert max_diff(aligned[0], plain[0]) < REFERENCE_TOLERANCE
+
+
+def test_attention_mask_calls_pass_through_unchanged(pack):
+    """An attention mask (Flux's attention_mask conditioning) covers the call's own keys only; the pack
+    cannot extend it, so those calls go to the backend as they came: the same images as unpatched."""
+    model = tiny_dit("flux")
+    positive, negative = conds("flux")
+    tokens = TEXT_TOKENS + (LATENT // 2) ** 2
+    mask = torch.zeros(1, tokens, tokens)
+    mask[..., :2] = -1.0  # a real (non-zero) additive mask
+    masked = [[c, dict(extras, attention_mask=mask, attention_mask_img_shape=(LATENT // 2, LATENT // 2))] for c, extras in positive]
+    noise = dit_noise("flux", 3, seed=13)
+    plain = sample(model, noise, masked, negative, cfg=1.0, steps=2)
+    aligned = sample(style_aligned(model), noise, masked, negative, cfg=1.0, steps=2)
+    assert torch.equal(aligned, plain)
+    assert max_diff(plain, sample(model, noise, positive, negative, cfg=1.0, steps=2)) > 1e-4  # the mask was used

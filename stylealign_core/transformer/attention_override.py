@@ -17,6 +17,7 @@ a mask, other token counts, unshared blocks, inactive steps) go to the backend u
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -28,6 +29,8 @@ from ..maths.fused_adain import ShareFlags
 from .call_layout import CALL_LAYOUT_KEY, CallLayout
 from .family import BlockKey, TransformerFamily
 from .rope import rotate, unrotate
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class SharedAttentionOverride:
         self.family = family
         self.sharing = sharing
         self.previous_override = previous_override
+        self._warned_mask = False
 
     def _backend(self, backend: Callable, *args, **kwargs):
         if self.previous_override is not None:
@@ -65,6 +69,10 @@ class SharedAttentionOverride:
             return self._backend(backend, *args, **kwargs)
         layout.reached_calls += 1
         if kwargs.get("mask") is not None:  # a mask covers the call's own keys only: pass it through
+            if not self._warned_mask:
+                log.warning("StyleAlignedPatch: attention carries a mask (e.g. an attention_mask conditioning); "
+                            "those calls are left unchanged, so the images are not style-aligned there.")
+                self._warned_mask = True
             return self._backend(backend, *args, **kwargs)
         heads_first = self.family.heads_first(args, kwargs)
         if heads_first is None:
