@@ -117,7 +117,13 @@ def install_transformer_route(patched, family_host: FamilyHost, options: StyleAl
     import comfy.patcher_extension
 
     transformer_options = patched.model_options.setdefault("transformer_options", {})
-    override = SharedAttentionOverride(family_host.family, sharing, transformer_options.get("optimized_attention_override"))
+    # One StyleAligned patch per model: a later node replaces an earlier one (its wrapper and its link in
+    # the override chain), keeping whatever other packs chained around it.
+    patched.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY)
+    previous = transformer_options.get("optimized_attention_override")
+    if isinstance(previous, SharedAttentionOverride):
+        previous = previous.previous_override
+    override = SharedAttentionOverride(family_host.family, sharing, previous)
     transformer_options["optimized_attention_override"] = override
     model_call = TransformerModelCall(options, family_host.call_layout(family_host.family), override)
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY, model_call)

@@ -3,7 +3,7 @@
 It checks the batch against the reference slot before the UNet runs (so a bad reference_index is an
 error naming the node, not a traceback from inside attention), decides whether the schedule is active
 at this sigma, and afterwards verifies that the attention patch ran at all: a model whose blocks never
-call attn1 patches (a DiT such as Flux) must not silently produce unaligned images.
+call attn1 patches must not silently produce unaligned images.
 With a real-image reference it also holds the reference slot on the inverted trajectory: the slot's
 input is replaced by the trajectory's latent at this sigma and its denoised prediction by the clean
 latent, so any sampler ends the slot on the reference image.
@@ -57,9 +57,9 @@ class StyleAlignedModelCall:
             self.runtime.pending_shift = None
         if self.runtime.patch_calls == calls_before:
             raise StyleAlignedError(
-                f"{NODE_NAME}: this model never ran the self-attention patch, so nothing was aligned. StyleAligned "
-                f"works with UNet models (SD1.x, SD2.x, SDXL); transformer models such as Flux or SD3 do not "
-                f"call attn1 patches. Bypass the node for this model."
+                f"{NODE_NAME}: this model never ran the self-attention patch, so nothing was aligned. The UNet route "
+                f"needs UNet blocks that call attn1 patches (SD1.x, SD2.x, SDXL); another node may "
+                f"have replaced the model's blocks. Bypass the node for this model."
             )
         if self.held_reference is not None:
             output[layout.reference_rows()] = self.held_reference.clean_like(output)

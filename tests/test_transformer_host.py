@@ -358,3 +358,11 @@ def test_attention_mask_calls_pass_through_unchanged(pack):
     aligned = sample(style_aligned(model), noise, masked, negative, cfg=1.0, steps=2)
     assert torch.equal(aligned, plain)
     assert max_diff(plain, sample(model, noise, positive, negative, cfg=1.0, steps=2)) > 1e-4  # the mask was used
+
+
+def test_a_second_patch_replaces_the_first(model, kind):
+    positive, negative = conds(kind)
+    noise = dit_noise(kind, 3, seed=14)
+    twice = sample(style_aligned(style_aligned(model, reference_index=1), reference_index=2), noise, positive, negative, steps=2)
+    once = sample(style_aligned(model, reference_index=2), noise, positive, negative, steps=2)
+    assert torch.equal(twice, once)

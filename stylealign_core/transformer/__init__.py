@@ -16,7 +16,7 @@ How it runs, per model call:
 A family plugs in with one small module under families/ defining a `TransformerFamily` subclass
 (family.py):
 - `groups` / `default_groups`: block groups in execution order and the ones shared by default
-  (Flux: ("double", "single") / ("single",)); `default_key_scale` (lambda) and `default_position_shift`.
+  (Flux: ("double", "single") / ("single",)); `default_key_scale` (lambda, for the node's "auto").
 - `block_key(transformer_options, call_index) -> (group, index) | None`: recognise the block from the
   keys the model writes (Flux: block_type/block_index) or by counting attention calls (call_index, reset
   every model call); None passes the call through (text-only refiners, cross-attention...).

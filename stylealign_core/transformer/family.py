@@ -14,15 +14,14 @@ class TransformerFamily:
 
     Class attributes: name (for messages); groups, the block groups in execution order (the node's
     transformer_blocks choice "double"/"single"/"all" and "auto" -> default_groups select among them);
-    default_key_scale (lambda on the appended reference keys) and default_position_shift (shift the
-    appended keys' RoPE positions), used when the node says "auto".
+    default_key_scale (lambda on the appended reference keys), used when the node says "auto". The
+    position shift is the node's switch; a family without RoPE gives no shift rotation in its CallLayout.
     """
 
     name = "transformer"
     groups: tuple[str, ...] = ("all",)
     default_groups: tuple[str, ...] = ("all",)
     default_key_scale = 1.0
-    default_position_shift = True
 
     def block_key(self, transformer_options: dict, call_index: int) -> Optional[BlockKey]:
         """Which block this attention call belongs to; None: a call the family does not share (it passes

@@ -21,7 +21,6 @@ class FluxFamily(TransformerFamily):
     groups = ("double", "single")
     default_groups = ("single",)
     default_key_scale = ALIGNEDGEN_KEY_SCALE
-    default_position_shift = True
     # The image-id axis that runs along the image width (ids are (index, row, col[, text position])).
     width_axis = 2
 
