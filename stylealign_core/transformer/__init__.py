@@ -26,7 +26,11 @@ A family plugs in with one small module under families/ defining a `TransformerF
 - Token order and padding live in the CallLayout the family's host glue builds: image_start and
   image_tokens (image-first families use image_start 0; text, padding and extra tokens are everything
   outside the range). image_rotations None means no RoPE (AdaIN on the tokens as they arrive), and
-  shift_rotation None means no position shift.
+  shift_rotation None means no position shift. Rotations are Flux-style 2x2 matrices per channel pair,
+  (1, 1, N, D/2, 2, 2), covering the whole head dim: for partial RoPE pad the table with identity
+  matrices on the channels the model leaves unrotated (and in the model's pair order).
+- Calls whose rows are not chunks x images of this model call (e.g. a nested split), whose q/k/v lengths
+  differ (cross-attention) or are shorter than the image range, or that carry a mask, pass through.
 The host side of a family (nodes/transformer_model.py) registers which diffusion-model classes it
 covers, how many blocks each group has, and how to build the CallLayout of one call.
 """
