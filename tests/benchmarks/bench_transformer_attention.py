@@ -299,11 +299,16 @@ def main(argv=None) -> int:
     parser.add_argument("--configs", default=None, help=f"comma list of {', '.join(CONFIGS)}")
     parser.add_argument("--variants", default=None, help="comma list (default: cuda unpatched,pack,floor; cpu adds straightforward)")
     parser.add_argument("--json", default=None, help="write the figures to this file")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default on the CPU: 1; several threads on a busy machine spin in barriers)")
     args = parser.parse_args(argv)
 
     import torch
 
     device_name = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    threads = args.threads or (1 if device_name == "cpu" else None)
+    if threads:
+        torch.set_num_threads(threads)
     load_comfy(device_name)
     device = torch.device(device_name)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
