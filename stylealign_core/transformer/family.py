@@ -35,7 +35,7 @@ class TransformerFamily:
         Default: the host's two standard formats, (B, H, L, D) with skip_reshape=True or (B, L, H*D).
         A family whose tensors arrive otherwise (e.g. SD3's v as (B, L, H, D)) overrides this.
         """
-        if len(args) < 3:
+        if len(args) < 3 or len(args) > 4:  # more positionals (a mask passed by position): leave it alone
             return None
         q, k, v = args[:3]
         heads = args[3] if len(args) > 3 else kwargs.get("heads")
