@@ -295,6 +295,9 @@ def test_reference_strength_and_options_change_targets_only(model, kind):
         {"reference_key_scale": 1.0},
         {"transformer_blocks": "all"},
         {"adain_values": True},
+        {"share_attention": False},
+        {"adain_queries": False, "adain_keys": False},
+        {"shared_layer_fraction": 0.5},
     ):
         varied = sample(style_aligned(model, **inputs), noise, positive, negative, steps=2)
         assert max_diff(varied[0], default[0]) < REFERENCE_TOLERANCE, inputs
