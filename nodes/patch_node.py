@@ -36,7 +36,9 @@ class StyleAlignedPatch(io.ComfyNode):
                 "Makes every image of a latent batch share the style of one reference image of that batch "
                 "(Hertz et al., Style Aligned Image Generation via Shared Attention, CVPR 2024). Each target "
                 "image attends to the reference's self-attention tokens, with its queries and keys AdaIN-"
-                "normalised to the reference's statistics. The reference is generated unchanged."
+                "normalised to the reference's statistics. The reference is generated unchanged. On Flux.1, "
+                "Flux.2 and Chroma it follows AlignedGen (Zhang et al., NeurIPS 2025): only the reference's image "
+                "tokens are shared, in the single-stream blocks, with their positions shifted beside the image."
             ),
             # The transformer inputs are optional widgets: API-format graphs saved before them still validate
             # and run with the defaults (auto / on / auto).

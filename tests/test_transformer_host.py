@@ -369,3 +369,12 @@ def test_a_second_patch_replaces_the_first(model, kind):
     twice = sample(style_aligned(style_aligned(model, reference_index=1), reference_index=2), noise, positive, negative, steps=2)
     once = sample(style_aligned(model, reference_index=2), noise, positive, negative, steps=2)
     assert torch.equal(twice, once)
+
+
+def test_an_override_replaced_without_chaining_is_an_error(model, kind, error_type):
+    positive, negative = conds(kind)
+    replaced = style_aligned(model).clone()
+    replaced.model_options["transformer_options"]["optimized_attention_override"] = lambda backend, *a, **k: backend(*a, **k)
+    with pytest.raises(error_type) as error:
+        sample(replaced, dit_noise(kind, 2), positive, negative, steps=1)
+    assert "StyleAlignedPatch" in str(error.value) and "attention override" in str(error.value)
