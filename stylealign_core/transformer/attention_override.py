@@ -52,6 +52,11 @@ class SharedAttentionOverride:
         self.previous_override = previous_override
         self._warned_mask = False
 
+    def __deepcopy__(self, memo):
+        # ModelPatcher.clone deep-copies model_options; the override holds no per-call state (that lives in
+        # the CallLayout), so a clone may share it.
+        return self
+
     def _backend(self, backend: Callable, *args, **kwargs):
         if self.previous_override is not None:
             return self.previous_override(backend, *args, **kwargs)
