@@ -3,7 +3,9 @@
 Data flow: options -> layer_selection (which layers share) -> model_call (once per model call: batch
 layout, schedule, a real-image reference held on its trajectory) -> a route into attention:
 unet/ (attn1_patch in every self-attention layer: AdaIN + reference tokens; logit_shift: reference
-strength inside attention). maths/ holds what the routes share (AdaIN statistics, the fused pass).
+strength inside attention) or transformer/ (DiT models: the host's attention override with a per-call
+layout, one small module per family layout under transformer/families/). maths/ holds what the routes
+share (AdaIN statistics, the fused pass).
 A real image as reference: real_image/ (inversion with noise_scaling -> reference_trajectory -> reference_file).
 Per-image prompts: prompts/conditioning_batch.
 """
