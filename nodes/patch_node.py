@@ -14,6 +14,7 @@ from ..stylealign_core import (
     StyleAlignedOptions,
     select_shared_layers,
 )
+from .patch_set import install_patch_set
 from .host_model import model_family, noise_scaling, percent_to_sigma, self_attention_layers, to_model_latent
 from .reference_type import StyleAlignedReference
 
@@ -127,16 +128,16 @@ class StyleAlignedPatch(io.ComfyNode):
         shared_layers = select_shared_layers(self_attention_layers(model, NODE_ID), options)
         held_reference = None if reference is None else hold_reference(model, reference)
         runtime = PatchRuntime()
-
-        patched = model.clone()
-        patched.set_model_attn1_patch(SharedAttentionPatch(options, runtime, shared_layers))
-        # Chain any wrapper already on the model instead of replacing it.
-        previous_wrapper = patched.model_options.get("model_function_wrapper")
-        patched.set_model_unet_function_wrapper(StyleAlignedModelCall(options, runtime, previous_wrapper, held_reference))
+        make_override = None
         if options.needs_logit_shift:
-            transformer_options = patched.model_options.setdefault("transformer_options", {})
-            previous_override = transformer_options.get("optimized_attention_override")
-            transformer_options["optimized_attention_override"] = ReferenceLogitShift(runtime, previous_override)
+            make_override = lambda previous: ReferenceLogitShift(runtime, previous)  # noqa: E731
+        # A model already carrying a StyleAligned patch set loses it: the later node's settings win.
+        patched = install_patch_set(
+            model,
+            StyleAlignedModelCall(options, runtime, held_reference=held_reference),
+            attn1_patch=SharedAttentionPatch(options, runtime, shared_layers),
+            make_attention_override=make_override,
+        )
         return io.NodeOutput(patched)
 
 
