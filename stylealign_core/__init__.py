@@ -17,7 +17,7 @@ from .errors import StyleAlignedError
 from .layer_selection import LayerKey, evenly_spread, select_shared_layers
 from .unet.logit_shift import ReferenceLogitShift
 from .real_image.inversion import invert, inversion_sigmas
-from .model_call import StyleAlignedModelCall
+from .model_call import StyleAlignedModelCall, replaced_attn1
 from .real_image.noise_scaling import NoiseScaling
 from .options import StyleAlignedOptions
 from .real_image.reference_file import load_reference, save_reference
@@ -52,4 +52,5 @@ __all__ = [
     "stack_prompt_conditionings",
     "select_shared_layers",
     "share_with_reference",
+    "replaced_attn1",
 ]

@@ -65,7 +65,7 @@ class SharedAttentionOverride:
     def __call__(self, backend: Callable, *args, **kwargs):
         transformer_options = kwargs.get("transformer_options") or {}
         layout: Optional[CallLayout] = transformer_options.get(CALL_LAYOUT_KEY)
-        if layout is None:
+        if layout is None or (layout.owner is not None and layout.owner is not self):
             return self._backend(backend, *args, **kwargs)
         call_index = layout.attention_calls
         layout.attention_calls += 1

@@ -32,6 +32,9 @@ class CallLayout:
     # Rotation by the position shift (e.g. the image width along the width axis), (1, 1, 1, D/2, 2, 2), or
     # None for no shift.
     shift_rotation: Optional[torch.Tensor] = None
+    # The attention override of the patch set that built this layout: an override of an earlier, replaced
+    # set that another pack still wraps must leave the calls alone.
+    owner: Optional[object] = None
     # Attention calls seen so far in this model call, for families whose blocks are recognised by order.
     attention_calls: int = field(default=0)
     # Counted by the override (here, not on the override object: a later clone() deep-copies it): calls of

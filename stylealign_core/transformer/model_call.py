@@ -29,11 +29,19 @@ class TransformerModelCall:
         self.override = override
         self._reached_once = False
 
+    # What nodes/patch_set.py removes when a later StyleAlignedPatch replaces this patch set.
+    attn1_patch = None
+
+    @property
+    def attention_override(self) -> SharedAttentionOverride:
+        return self.override
+
     def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options=None, **kwargs):
         transformer_options = dict(transformer_options or {})
         batch: BatchLayout = batch_layout(x.shape[0], transformer_options.get("cond_or_uncond"), self.options.reference_index)
         active = self.options.sigma_is_active(float(t.max()))
         layout = self.build_layout(executor.class_obj.diffusion_model, batch, active, x, c_crossattn, transformer_options, kwargs)
+        layout.owner = self.override
         transformer_options[CALL_LAYOUT_KEY] = layout
         output = executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
         self._reached_once = self._reached_once or layout.reached_calls > 0
