@@ -21,14 +21,14 @@ def _transformer_block_count(module) -> int:
 def self_attention_layers(model, node_name: str) -> list[LayerKey]:
     """The UNet's self-attention layers in execution order, named as the attn1 patch sees them.
 
-    Raises StyleAlignedError when the model has none that call attn1 patches (DiT models such as Flux).
+    Raises StyleAlignedError when the model has none that call attn1 patches.
     """
     diffusion_model = model.get_model_object("diffusion_model")
     if not all(hasattr(diffusion_model, attribute) for _, attribute in UNET_BLOCK_GROUPS):
         raise StyleAlignedError(
             f"{node_name}: the model ({type(diffusion_model).__name__}) is not a UNet with self-attention blocks that "
-            f"accept attn1 patches. StyleAligned works with SD1.x, SD2.x and SDXL models; transformer models such "
-            f"as Flux or SD3 are not supported. Bypass the node for this model."
+            f"accept attn1 patches. StyleAligned works with SD1.x, SD2.x and SDXL UNets and with Flux.1, Flux.2 and "
+            f"Chroma transformers. Bypass the node for this model."
         )
     layers: list[LayerKey] = []
     middle = diffusion_model.middle_block

@@ -14,7 +14,12 @@ from ..stylealign_core import (
     StyleAlignedOptions,
     select_shared_layers,
 )
+from ..stylealign_core.transformer import TransformerSharing
+from ..stylealign_core.unet.attn1_patch import share_flags
+from ..stylealign_core.transformer.block_selection import BLOCK_CHOICES, select_shared_blocks
+from .patch_set import install_patch_set
 from .host_model import model_family, noise_scaling, percent_to_sigma, self_attention_layers, to_model_latent
+from .transformer_model import install_transformer_route, transformer_family_host
 from .reference_type import StyleAlignedReference
 
 NODE_ID = "StyleAlignedPatch"
@@ -32,10 +37,18 @@ class StyleAlignedPatch(io.ComfyNode):
                 "Makes every image of a latent batch share the style of one reference image of that batch "
                 "(Hertz et al., Style Aligned Image Generation via Shared Attention, CVPR 2024). Each target "
                 "image attends to the reference's self-attention tokens, with its queries and keys AdaIN-"
-                "normalised to the reference's statistics. The reference is generated unchanged."
+                "normalised to the reference's statistics. The reference is generated unchanged. On Flux.1, "
+                "Flux.2 and Chroma it follows AlignedGen (Zhang et al., NeurIPS 2025): only the reference's image "
+                "tokens are shared, in the single-stream blocks, with their positions shifted beside the image."
             ),
+            # The transformer inputs are optional widgets: API-format graphs saved before them still validate
+            # and run with the defaults (auto / on / auto).
             inputs=[
-                io.Model.Input("model", tooltip="The UNet model (SD1.x, SD2.x, SDXL) to patch. The loaded model itself is not changed."),
+                io.Model.Input(
+                    "model",
+                    tooltip="The model to patch: a UNet (SD1.x, SD2.x, SDXL) or a Flux.1, Flux.2 or Chroma transformer. "
+                    "The loaded model itself is not changed.",
+                ),
                 io.Int.Input(
                     "reference_index", default=0, min=0, max=MAX_BATCH_SLOT,
                     tooltip="Slot of the style reference in the latent batch (0 = first image). Every other image takes on its style.",
@@ -61,13 +74,30 @@ class StyleAlignedPatch(io.ComfyNode):
                     tooltip="Multiplies the attention weight of the reference's tokens (adds log(strength) to their logits). "
                     "1.0 is the paper; above 1 pulls the style harder, 0 turns sharing off.",
                 ),
-                io.Boolean.Input("share_input_blocks", default=True, tooltip="Share attention in the UNet's input (down) blocks."),
-                io.Boolean.Input("share_middle_block", default=True, tooltip="Share attention in the UNet's middle block."),
-                io.Boolean.Input("share_output_blocks", default=True, tooltip="Share attention in the UNet's output (up) blocks."),
+                io.Boolean.Input("share_input_blocks", default=True, tooltip="UNets only: share attention in the input (down) blocks. Ignored for transformers."),
+                io.Boolean.Input("share_middle_block", default=True, tooltip="UNets only: share attention in the middle block. Ignored for transformers."),
+                io.Boolean.Input("share_output_blocks", default=True, tooltip="UNets only: share attention in the output (up) blocks. Ignored for transformers."),
                 io.Float.Input(
                     "shared_layer_fraction", default=1.0, min=0.0, max=1.0, step=0.05,
-                    tooltip="Fraction of the selected self-attention layers that share, spread evenly over the network. "
-                    "Lower values keep more of each image's own layout and detail.",
+                    tooltip="Fraction of the selected self-attention layers (UNet) or blocks (transformer) that share, "
+                    "spread evenly over the network. Lower values keep more of each image's own layout and detail.",
+                ),
+                io.Combo.Input(
+                    "transformer_blocks", options=list(BLOCK_CHOICES), default="auto", optional=True,
+                    tooltip="Transformers only (ignored for UNets): which blocks share. auto = the family's published "
+                    "default (Flux/Chroma: the single-stream blocks, as AlignedGen); double / single = only those "
+                    "blocks; all = every block.",
+                ),
+                io.Boolean.Input(
+                    "shift_reference_positions", default=True, optional=True,
+                    tooltip="Transformers with RoPE only (ignored for UNets): give the reference's shared keys positions "
+                    "shifted by the image width, so they do not collide with the target's own positions "
+                    "(AlignedGen's ShiftPE). Off copies the reference's layout more.",
+                ),
+                io.Float.Input(
+                    "reference_key_scale", default=0.0, min=0.0, max=4.0, step=0.05, optional=True,
+                    tooltip="Transformers only (ignored for UNets): multiplies the reference's shared keys (lambda). "
+                    "0 = auto, the family's default (Flux/Chroma: 1.1, AlignedGen). Above 1 pulls the style harder.",
                 ),
                 io.Float.Input(
                     "start_percent", default=0.0, min=0.0, max=1.0, step=0.01,
@@ -103,6 +133,9 @@ class StyleAlignedPatch(io.ComfyNode):
         shared_layer_fraction: float,
         start_percent: float,
         end_percent: float,
+        transformer_blocks: str = "auto",
+        shift_reference_positions: bool = True,
+        reference_key_scale: float = 0.0,
         reference=None,
     ) -> io.NodeOutput:
         if start_percent > end_percent:
@@ -124,20 +157,43 @@ class StyleAlignedPatch(io.ComfyNode):
             sigma_start=percent_to_sigma(model, start_percent),
             sigma_end=percent_to_sigma(model, end_percent),
         )
+        family_host = transformer_family_host(model, NODE_ID)
+        if family_host is not None:
+            if reference is not None:
+                raise StyleAlignedError(
+                    f"{NODE_ID}: a real-image reference is not supported yet for {family_host.family.name} models; "
+                    f"disconnect the reference input and let the reference slot be generated."
+                )
+            return io.NodeOutput(
+                patch_transformer(model, family_host, options, transformer_blocks, shift_reference_positions, reference_key_scale)
+            )
         shared_layers = select_shared_layers(self_attention_layers(model, NODE_ID), options)
         held_reference = None if reference is None else hold_reference(model, reference)
         runtime = PatchRuntime()
-
-        patched = model.clone()
-        patched.set_model_attn1_patch(SharedAttentionPatch(options, runtime, shared_layers))
-        # Chain any wrapper already on the model instead of replacing it.
-        previous_wrapper = patched.model_options.get("model_function_wrapper")
-        patched.set_model_unet_function_wrapper(StyleAlignedModelCall(options, runtime, previous_wrapper, held_reference))
+        make_override = None
         if options.needs_logit_shift:
-            transformer_options = patched.model_options.setdefault("transformer_options", {})
-            previous_override = transformer_options.get("optimized_attention_override")
-            transformer_options["optimized_attention_override"] = ReferenceLogitShift(runtime, previous_override)
+            make_override = lambda previous: ReferenceLogitShift(runtime, previous)  # noqa: E731
+        # A model already carrying a StyleAligned patch set loses it: the later node's settings win.
+        patched = install_patch_set(
+            model,
+            StyleAlignedModelCall(options, runtime, held_reference=held_reference),
+            attn1_patch=SharedAttentionPatch(options, runtime, shared_layers),
+            make_attention_override=make_override,
+        )
         return io.NodeOutput(patched)
+
+
+def patch_transformer(model, family_host, options: StyleAlignedOptions, blocks: str, shift: bool, key_scale: float):
+    family = family_host.family
+    diffusion_model = model.get_model_object("diffusion_model")
+    sharing = TransformerSharing(
+        shared_blocks=select_shared_blocks(family, family_host.block_counts(diffusion_model), blocks, options.shared_layer_fraction),
+        flags=share_flags(options),
+        key_scale=key_scale if key_scale > 0 else family.default_key_scale,
+        position_shift=shift,
+        logit_shift=options.logit_shift if options.needs_logit_shift and options.reference_strength > 0 else 0.0,
+    )
+    return install_transformer_route(model, family_host, options, sharing)
 
 
 def hold_reference(model, reference) -> HeldReference:

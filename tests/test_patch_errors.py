@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from host.sampling import sample, seeded_noise, style_aligned
-from host.tiny_models import tiny_conditioning, tiny_flux_model, tiny_model
+from host.tiny_dit_models import tiny_dit
+from host.tiny_models import tiny_conditioning, tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +31,11 @@ def test_batch_of_one(model, error_type, cfg):
     assert "StyleAlignedPatch" in str(error.value) and "at least 2" in str(error.value)
 
 
-def test_transformer_model_is_refused_at_the_node(error_type):
+def test_unsupported_model_family_is_refused_at_the_node(error_type):
     with pytest.raises(error_type) as error:
-        style_aligned(tiny_flux_model())
+        style_aligned(tiny_dit("auraflow"))
     message = str(error.value)
-    assert "StyleAlignedPatch" in message and "Flux" in message and "Bypass" in message
+    assert "StyleAlignedPatch" in message and "AuraFlow" in message and "not supported" in message
 
 
 def test_start_after_end(model, error_type):
@@ -47,3 +48,10 @@ def test_error_leaves_the_model_usable(model, error_type):
     with pytest.raises(error_type):
         run(style_aligned(model, reference_index=4), batch=2)
     assert torch.equal(run(model, batch=2), before)
+
+
+def test_real_image_reference_on_a_transformer_is_refused(error_type):
+    with pytest.raises(error_type) as error:
+        style_aligned(tiny_dit("flux"), reference=object())
+    message = str(error.value)
+    assert "StyleAlignedPatch" in message and "reference" in message and "Flux" in message

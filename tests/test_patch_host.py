@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from host.comfy_env import host_node_class
-from host.sampling import sample, seeded_noise, style_aligned
+from host.sampling import sample, seeded_noise, split_chunk_wrapper, style_aligned
 from host.tiny_models import tiny_conditioning, tiny_model
 
 REFERENCE_TOLERANCE = 1e-3
@@ -69,24 +69,6 @@ def test_cfg_one_with_odd_batch(model, kind):
     aligned = sample(style_aligned(model), noise, positive, negative, cfg=1.0)
     assert max_diff(aligned[0], plain[0]) < REFERENCE_TOLERANCE
     assert max_diff(aligned[1:], plain[1:]) > 0.05 * plain.abs().mean().item()
-
-
-def split_chunk_wrapper(calls):
-    """Emulates the host under memory pressure: every conditioning chunk in a model call of its own."""
-
-    def wrapper(apply_model, args):
-        x, t, c, chunks = args["input"], args["timestep"], args["c"], args["cond_or_uncond"]
-        rows = x.shape[0] // len(chunks)
-        outputs = []
-        for i, chunk in enumerate(chunks):
-            part = slice(i * rows, (i + 1) * rows)
-            c_part = {key: value[part] if torch.is_tensor(value) and value.shape[0] == x.shape[0] else value for key, value in c.items()}
-            c_part["transformer_options"] = dict(c["transformer_options"], cond_or_uncond=[chunk])
-            calls.append(len(c_part["transformer_options"]["cond_or_uncond"]))
-            outputs.append(apply_model(x[part], t[part], **c_part))
-        return torch.cat(outputs)
-
-    return wrapper
 
 
 def test_separate_cond_and_uncond_calls_give_same_images(model, kind):

@@ -2,8 +2,12 @@
 
 Each prompt's text-encoder output is (1, tokens, C), with tokens a multiple of the encoder window (77),
 so prompts of different lengths differ in token count. They are brought to a common length by repeating
-each prompt's tokens whole, the way the host itself joins conditionings of different lengths:
-attending to a token sequence repeated k times gives exactly the attention over it once.
+each prompt's tokens whole, the way the host itself joins conditionings of different lengths
+(comfy/conds.py CONDCrossAttn.concat). In cross-attention (UNets) attending to a token sequence repeated
+k times gives exactly the attention over it once. In joint attention (Flux-family transformers: text and
+image tokens in one softmax) repeated text tokens weigh more, as they do when the host itself batches such
+conditionings; Flux.1 pads its T5 tokens to 256, so prompts up to 256 T5 tokens have one length and are
+used exactly as encoded.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ def stack_prompt_conditionings(entries: list[tuple[torch.Tensor, dict]], node_na
     extras: dict = {}
     for key in entries[0][1]:
         values = [entry_extras.get(key) for _, entry_extras in entries]
-        if key == "pooled_output":
+        if key == "pooled_output" and all(value is None for value in values):
+            extras[key] = None  # T5-only encoders (Chroma) give the key without a pooled output
+        elif key == "pooled_output":
             if any(value is None for value in values):
                 raise StyleAlignedError(f"{node_name}: the text encoder gave a pooled output for some prompts only.")
             extras[key] = torch.cat(values, dim=0)

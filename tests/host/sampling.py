@@ -41,3 +41,21 @@ def sample(model, noise, positive, negative, cfg=3.0, steps=4, sampler="euler", 
     return comfy.sample.sample(
         model, noise, steps, cfg, sampler, scheduler, positive, negative, latent, seed=seed, disable_pbar=True
     )
+
+
+def split_chunk_wrapper(calls):
+    """Emulates the host under memory pressure: every conditioning chunk in a model call of its own."""
+
+    def wrapper(apply_model, args):
+        x, t, c, chunks = args["input"], args["timestep"], args["c"], args["cond_or_uncond"]
+        rows = x.shape[0] // len(chunks)
+        outputs = []
+        for i, chunk in enumerate(chunks):
+            part = slice(i * rows, (i + 1) * rows)
+            c_part = {key: value[part] if torch.is_tensor(value) and value.shape[0] == x.shape[0] else value for key, value in c.items()}
+            c_part["transformer_options"] = dict(c["transformer_options"], cond_or_uncond=[chunk])
+            calls.append(len(c_part["transformer_options"]["cond_or_uncond"]))
+            outputs.append(apply_model(x[part], t[part], **c_part))
+        return torch.cat(outputs)
+
+    return wrapper

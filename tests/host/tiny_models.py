@@ -95,34 +95,3 @@ def tiny_conditioning(kind: str, batch: int = 1, seed: int = 1, tokens: int = 8)
     if kind == "sdxl":
         extras = {"pooled_output": torch.randn(batch, SDXL_POOLED_DIM, generator=generator), "width": 64, "height": 64}
     return [[torch.randn(batch, tokens, context_dim, generator=generator), extras]]
-
-
-FLUX_TINY_DIT = {
-    "image_model": "flux",
-    "guidance_embed": False,
-    "in_channels": 16,
-    "out_channels": 16,
-    "patch_size": 2,
-    "vec_in_dim": 32,
-    "context_in_dim": 32,
-    "hidden_size": 32,
-    "mlp_ratio": 2.0,
-    "num_heads": 2,
-    "depth": 1,
-    "depth_single_blocks": 1,
-    "axes_dim": [4, 6, 6],
-    "theta": 10000,
-    "qkv_bias": True,
-}
-
-
-def tiny_flux_model():
-    """A tiny random Flux-like DiT: its blocks never call attn1 patches."""
-    import comfy.model_patcher
-    import comfy.supported_models
-
-    model_config = comfy.supported_models.Flux(dict(FLUX_TINY_DIT))
-    model_config.set_inference_dtype(torch.float32, None)
-    model = model_config.get_model({}, device=torch.device("cpu"))
-    _randomise(model.diffusion_model, 0)
-    return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))

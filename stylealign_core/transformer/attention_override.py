@@ -1,0 +1,159 @@
+"""The transformer route's attention override: targets attend to the reference's image tokens.
+
+Registered as transformer_options["optimized_attention_override"]; the host calls it for every attention
+call as override(backend, *args, **kwargs). For a self-attention call of a shared block, with the
+CallLayout the model-call wrapper left in transformer_options, for every target t and the reference r of
+the same conditioning chunk (image tokens I, RoPE rotation R(p) per token, shift rotation R(delta)):
+    q_t[I] = R(p) AdaIN(R(-p) q_t[I], R(-p) q_r[I])          (adain_queries; before RoPE)
+    k_t[I] = R(p) AdaIN(R(-p) k_t[I], R(-p) k_r[I])          (adain_keys)
+    out_t  = attention(q_t, [k_t ; lambda R(delta) k_r[I]], [v_t ; v_r[I]])
+    out_r  = attention(q_r, k_r, v_r)                           (the reference: unchanged)
+Statistics per (head, channel) over the image tokens, float32 (maths.adain). Text and extra tokens are
+never normalised or shared. Reference rows and target rows are separate backend calls (no mask), so any
+backend (sage, flash, xformers) keeps working; reference_strength != 1 adds log(strength) to the appended
+keys' logits through an additive mask on the target call. Calls it does not recognise (cross-attention,
+a mask, other token counts, unshared blocks, inactive steps) go to the backend unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+from ..maths.adain import adain_affine, channel_stats
+from ..maths.fused_adain import ShareFlags
+from .call_layout import CALL_LAYOUT_KEY, CallLayout
+from .family import BlockKey, TransformerFamily
+from .rope import rotate, unrotate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TransformerSharing:
+    """What the node chose for a transformer model."""
+
+    shared_blocks: frozenset  # of BlockKey
+    flags: ShareFlags
+    key_scale: float
+    position_shift: bool
+    # Added to the logits of the appended reference keys (log of reference_strength); 0 = none.
+    logit_shift: float = 0.0
+
+
+class SharedAttentionOverride:
+    def __init__(self, family: TransformerFamily, sharing: TransformerSharing, previous_override: Optional[Callable] = None):
+        self.family = family
+        self.sharing = sharing
+        self.previous_override = previous_override
+        self._warned_mask = False
+
+    def __deepcopy__(self, memo):
+        # ModelPatcher.clone deep-copies model_options; the override holds no per-call state (that lives in
+        # the CallLayout), so a clone may share it.
+        return self
+
+    def _backend(self, backend: Callable, *args, **kwargs):
+        if self.previous_override is not None:
+            return self.previous_override(backend, *args, **kwargs)
+        return backend(*args, **kwargs)
+
+    def __call__(self, backend: Callable, *args, **kwargs):
+        transformer_options = kwargs.get("transformer_options") or {}
+        layout: Optional[CallLayout] = transformer_options.get(CALL_LAYOUT_KEY)
+        if layout is None or (layout.owner is not None and layout.owner is not self):
+            return self._backend(backend, *args, **kwargs)
+        call_index = layout.attention_calls
+        layout.attention_calls += 1
+        block = self.family.block_key(transformer_options, call_index)
+        if not layout.active or block not in self.sharing.shared_blocks:
+            return self._backend(backend, *args, **kwargs)
+        layout.reached_calls += 1
+        if kwargs.get("mask") is not None:  # a mask covers the call's own keys only: pass it through
+            if not self._warned_mask:
+                log.warning("StyleAlignedPatch: attention carries a mask (e.g. an attention_mask conditioning); "
+                            "those calls are left unchanged, so the images are not style-aligned there.")
+                self._warned_mask = True
+            return self._backend(backend, *args, **kwargs)
+        heads_first = self.family.heads_first(args, kwargs)
+        if heads_first is None:
+            return self._backend(backend, *args, **kwargs)
+        q, k, v, heads = heads_first
+        tokens = layout.image_start + layout.image_tokens
+        if (
+            q.shape[0] != layout.batch.rows or k.shape[0] != q.shape[0] or v.shape[0] != q.shape[0]
+            or q.shape[2] != k.shape[2] or k.shape[2] != v.shape[2] or k.shape[2] < tokens
+        ):
+            return self._backend(backend, *args, **kwargs)
+        layout.shared_calls += 1
+        return self._shared(backend, q, k, v, heads, layout, kwargs)
+
+    def _shared(self, backend, q, k, v, heads, layout: CallLayout, kwargs: dict):
+        reference_rows, target_rows, target_chunk = layout.row_indices(q.device)
+        flags = self.sharing.flags
+        call_kwargs = dict(kwargs, skip_reshape=True)
+        call_kwargs.pop("heads", None)
+        image = layout.image_slice
+
+        # index_select copies: the targets' q/k/v are ours to normalise in place.
+        q_r, k_r, v_r = (t.index_select(0, reference_rows) for t in (q, k, v))
+        q_t, k_t, v_t = (t.index_select(0, target_rows) for t in (q, k, v))
+        if flags.adain_queries:
+            _adain_image_tokens_(q_t, q_r, target_chunk, layout, rotated=True)
+        if flags.adain_keys:
+            _adain_image_tokens_(k_t, k_r, target_chunk, layout, rotated=True)
+        if flags.adain_values:
+            _adain_image_tokens_(v_t, v_r, target_chunk, layout, rotated=False)
+
+        target_kwargs = call_kwargs
+        if flags.share:
+            reference_keys = k_r[:, :, image]
+            if self.sharing.position_shift and layout.shift_rotation is not None:
+                reference_keys = rotate(reference_keys, layout.shift_rotation)
+            if self.sharing.key_scale != 1.0:
+                reference_keys = reference_keys.float() * self.sharing.key_scale
+            reference_keys = reference_keys.to(k.dtype)
+            k_t = torch.cat([k_t, reference_keys.index_select(0, target_chunk)], dim=2)
+            v_t = torch.cat([v_t, v_r[:, :, image].index_select(0, target_chunk)], dim=2)
+            if self.sharing.logit_shift != 0.0:
+                mask = _appended_logit_mask(k.shape[2], k_t.shape[2], self.sharing.logit_shift, q.dtype, q.device)
+                target_kwargs = dict(call_kwargs, mask=mask)
+
+        out_t = self._backend(backend, q_t, k_t, v_t, heads, **target_kwargs)
+        out_r = self._backend(backend, q_r, k_r, v_r, heads, **call_kwargs)
+        out = out_t.new_empty((layout.batch.rows,) + tuple(out_t.shape[1:]))
+        out.index_copy_(0, target_rows, out_t)
+        out.index_copy_(0, reference_rows, out_r)
+        return out
+
+
+def _adain_image_tokens_(targets: torch.Tensor, references: torch.Tensor, target_chunk: torch.Tensor, layout: CallLayout, rotated: bool) -> None:
+    """In place: the targets' image tokens AdaIN-normalised to their chunk's reference, before RoPE.
+
+    targets (T, H, L, D) and references (chunks, H, L, D) as the backend receives them; statistics per
+    (head, channel) over the image tokens in float32.
+    """
+    image = layout.image_slice
+    rotations = layout.image_rotations if rotated else None
+
+    def before_rope(tokens: torch.Tensor) -> torch.Tensor:
+        return unrotate(tokens, rotations) if rotations is not None else tokens.float()
+
+    reference_mean, reference_std = channel_stats(before_rope(references[:, :, image]))
+    target_tokens = before_rope(targets[:, :, image])
+    mean, std = channel_stats(target_tokens)
+    scale, shift = adain_affine(mean, std, reference_mean.index_select(0, target_chunk), reference_std.index_select(0, target_chunk))
+    normalised = torch.addcmul(shift, target_tokens, scale)
+    if rotations is not None:
+        normalised = rotate(normalised, rotations)
+    targets[:, :, image] = normalised.to(targets.dtype)
+
+
+def _appended_logit_mask(own_tokens: int, total_tokens: int, shift: float, dtype, device) -> torch.Tensor:
+    mask = torch.zeros((1, 1, 1, total_tokens), dtype=dtype, device=device)
+    mask[..., own_tokens:] = shift if math.isfinite(shift) else torch.finfo(dtype).min
+    return mask

@@ -1,0 +1,62 @@
+"""What one model call looks like to the attention override: batch, token ranges, RoPE rotations.
+
+The host glue (nodes/transformer_model.py) builds a CallLayout once per model call from the model's own
+helpers and puts it in transformer_options[CALL_LAYOUT_KEY]; every attention call of that model call
+reads it. Token ranges are in the joint sequence as the attention backend receives it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from ..batch_layout import BatchLayout
+
+CALL_LAYOUT_KEY = "stylealigned_call_layout"
+
+
+@dataclass
+class CallLayout:
+    batch: BatchLayout
+    # Where the generated image's tokens sit in the joint sequence: [image_start, image_start + image_tokens).
+    # Everything else (text, padding, Kontext/edit reference latents) is never normalised or shared.
+    image_start: int
+    image_tokens: int
+    # Whether sharing is on at this step (start_percent/end_percent).
+    active: bool = True
+    # RoPE rotations of the image tokens, (1 or rows, 1, image_tokens, D/2, 2, 2), or None (no RoPE, or
+    # AdaIN on the rotated tokens is wanted).
+    image_rotations: Optional[torch.Tensor] = None
+    # Rotation by the position shift (e.g. the image width along the width axis), (1, 1, 1, D/2, 2, 2), or
+    # None for no shift.
+    shift_rotation: Optional[torch.Tensor] = None
+    # The attention override of the patch set that built this layout: an override of an earlier, replaced
+    # set that another pack still wraps must leave the calls alone.
+    owner: Optional[object] = None
+    # Attention calls seen so far in this model call, for families whose blocks are recognised by order.
+    attention_calls: int = field(default=0)
+    # Counted by the override (here, not on the override object: a later clone() deep-copies it): calls of
+    # shared blocks that reached it, and those it changed.
+    reached_calls: int = field(default=0)
+    shared_calls: int = field(default=0)
+
+    _row_indices: dict = field(default_factory=dict, repr=False)
+
+    def row_indices(self, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(reference rows, target rows, chunk of each target) as index tensors on `device`, made once per
+        model call (not per attention call: no host-to-device copy inside the blocks)."""
+        indices = self._row_indices.get(device)
+        if indices is None:
+            targets = self.batch.target_rows()
+            indices = self._row_indices[device] = (
+                torch.tensor(self.batch.reference_rows(), device=device),
+                torch.tensor(targets, device=device),
+                torch.tensor([row // self.batch.images_per_chunk for row in targets], device=device),
+            )
+        return indices
+
+    @property
+    def image_slice(self) -> slice:
+        return slice(self.image_start, self.image_start + self.image_tokens)

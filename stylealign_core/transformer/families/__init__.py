@@ -1,0 +1,1 @@
+"""One module per transformer family layout; each defines a TransformerFamily subclass."""

@@ -1,0 +1,53 @@
+"""The interface a transformer family implements (one small module per family under families/)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+BlockKey = tuple[str, int]  # (block group, index within the group), e.g. ("single", 12)
+
+
+class TransformerFamily:
+    """A family's token bookkeeping inside attention. Subclass it in families/<name>.py.
+
+    Class attributes: name (for messages); groups, the block groups in execution order (the node's
+    transformer_blocks choice "double"/"single"/"all" and "auto" -> default_groups select among them);
+    default_key_scale (lambda on the appended reference keys), used when the node says "auto". The
+    position shift is the node's switch; a family without RoPE gives no shift rotation in its CallLayout.
+    """
+
+    name = "transformer"
+    groups: tuple[str, ...] = ("all",)
+    default_groups: tuple[str, ...] = ("all",)
+    default_key_scale = 1.0
+
+    def block_key(self, transformer_options: dict, call_index: int) -> Optional[BlockKey]:
+        """Which block this attention call belongs to; None: a call the family does not share (it passes
+        through unchanged). call_index counts the attention calls of this model call (0-based), for
+        families that tag nothing in transformer_options."""
+        raise NotImplementedError
+
+    def heads_first(self, args: tuple, kwargs: dict) -> Optional[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
+        """(q, k, v, heads) with q/k/v as (B, H, L, D) from a backend call, or None to pass it through.
+
+        Default: the host's two standard formats, (B, H, L, D) with skip_reshape=True or (B, L, H*D).
+        A family whose tensors arrive otherwise (e.g. SD3's v as (B, L, H, D)) overrides this.
+        """
+        if len(args) < 3 or len(args) > 4:  # more positionals (a mask passed by position): leave it alone
+            return None
+        q, k, v = args[:3]
+        heads = args[3] if len(args) > 3 else kwargs.get("heads")
+        if heads is None or not all(torch.is_tensor(t) for t in (q, k, v)):
+            return None
+        if kwargs.get("skip_reshape", False):
+            return (q, k, v, heads) if q.dim() == 4 and k.dim() == 4 and v.dim() == 4 else None
+        if q.dim() != 3 or k.dim() != 3 or v.dim() != 3:
+            return None
+        return tuple(_split_heads(t, heads) for t in (q, k, v)) + (heads,)
+
+
+def _split_heads(t: torch.Tensor, heads: int) -> torch.Tensor:
+    batch, tokens, width = t.shape
+    return t.view(batch, tokens, heads, width // heads).transpose(1, 2)

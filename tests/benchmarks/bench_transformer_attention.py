@@ -1,0 +1,356 @@
+"""Cost of the transformer route: one Flux forward of reference + 3 targets, patched vs unpatched, interleaved.
+
+    python tests/benchmarks/bench_transformer_attention.py                 # CUDA if available, else CPU
+    python tests/benchmarks/bench_transformer_attention.py --device cpu --repeats 5
+    python tests/benchmarks/bench_transformer_attention.py --device cuda --configs flux-dev-1024-ref3
+
+The model is the host's own Flux class (comfy.supported_models.Flux -> model_base.Flux -> ldm.flux.Flux)
+with random weights: on CUDA the Flux.1-dev architecture (3072 wide, 24 heads, 19 double + 38 single
+blocks, T5 width 4096, guidance embedding) in bfloat16 at 1024x1024 (4096 image tokens, 512 text tokens);
+on the CPU the same layout with reduced widths and depth. One forward is one model call as the host's
+sampler makes it at cfg 1 (Flux dev): one chunk of reference + 3 targets, through the APPLY_MODEL wrappers
+and the attention override the variant installs, under torch.inference_mode.
+
+Variants (timed interleaved, rotating order; median over repetitions; ratio = median of per-repetition
+time / unpatched time of the same repetition):
+    unpatched        no patch
+    pack             StyleAlignedPatch's transformer route with its defaults (AlignedGen: single blocks,
+                     AdaIN of image q/k before RoPE, reference image K shifted and x1.1, V appended,
+                     reference rows and target rows as separate backend calls)
+    floor            the reference's image-token K/V appended to every row in the single blocks, one
+                     backend call, nothing else: the extra attention the method cannot avoid
+    straightforward  the pack's maths written plainly (CPU mode only by default): per-target loops, the
+                     reference's statistics recomputed per target, one attention call with an additive
+                     mask that keeps the reference on its own tokens (as AlignedGen's code does)
+Peak memory: CUDA, torch.cuda.max_memory_allocated over one forward (absolute and above what was allocated
+before it); CPU, the peak of live allocations during one forward from the torch profiler.
+Before timing, the pack's and the straightforward outputs of one forward are compared (same maths).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_shared_attention import REPO_ROOT, load_comfy, randomise, synchronize  # noqa: E402
+
+FLUX_DEV = {
+    "image_model": "flux", "guidance_embed": True, "in_channels": 16, "out_channels": 16, "patch_size": 2,
+    "vec_in_dim": 768, "context_in_dim": 4096, "hidden_size": 3072, "mlp_ratio": 4.0, "num_heads": 24,
+    "depth": 19, "depth_single_blocks": 38, "axes_dim": [16, 56, 56], "theta": 10000, "qkv_bias": True,
+}
+# Same head width (128) and axes as dev, fewer heads and blocks.
+FLUX_CPU = dict(FLUX_DEV, context_in_dim=256, hidden_size=512, num_heads=4, depth=2, depth_single_blocks=4)
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    dit: dict
+    image_size: int  # pixels; latent = image_size / 8, image tokens = (latent / 2)^2
+    text_tokens: int
+    targets: int = 3
+
+
+CONFIGS = {
+    c.name: c
+    for c in (
+        Config("flux-dev-1024-ref3", FLUX_DEV, 1024, 512),
+        Config("flux-cpu-384-ref3", FLUX_CPU, 384, 128),
+    )
+}
+DEFAULT_CONFIGS = {"cuda": ["flux-dev-1024-ref3"], "cpu": ["flux-cpu-384-ref3"]}
+CHUNKS = [0]  # Flux dev samples at cfg 1: one cond chunk per call
+REFERENCE_INDEX = 0
+
+
+def import_pack():
+    """The pack as a package (its nodes use relative imports), without ComfyUI's custom-node loader."""
+    name = "stylealigned_bench_pack"
+    if name not in sys.modules:
+        package = types.ModuleType(name)
+        package.__path__ = [str(REPO_ROOT)]
+        sys.modules[name] = package
+    import importlib
+
+    return importlib.import_module(f"{name}.nodes.transformer_model"), importlib.import_module(f"{name}.stylealign_core")
+
+
+def build_model(config: Config, device, dtype):
+    import comfy.model_patcher
+    import comfy.supported_models
+
+    model_config = comfy.supported_models.Flux(dict(config.dit))
+    model_config.set_inference_dtype(dtype, None)
+    model = model_config.get_model({}, device=device)
+    model.to(device)
+    randomise(model.diffusion_model, 0, device)
+    model.diffusion_model.to(dtype)
+    model.eval()
+    params = sum(p.numel() for p in model.diffusion_model.parameters())
+    return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=device), params
+
+
+# ---------------------------------------------------------------------------------------------- variants
+
+def image_range(transformer_options: dict):
+    core = sys.modules["stylealigned_bench_pack.stylealign_core.transformer"]
+    layout = transformer_options[core.CALL_LAYOUT_KEY]
+    return layout, layout.image_slice
+
+
+def floor_override(backend, q, k, v, heads, **kwargs):
+    """Single blocks: every row gets the reference's image-token K/V appended; one call, nothing else."""
+    import torch
+
+    options = kwargs.get("transformer_options") or {}
+    if options.get("block_type") != "single":
+        return backend(q, k, v, heads, **kwargs)
+    layout, image = image_range(options)
+    images = layout.batch.images_per_chunk
+    reference = [chunk * images + REFERENCE_INDEX for chunk in range(layout.batch.chunks) for _ in range(images)]
+    k = torch.cat([k, k[reference][:, :, image]], dim=2)
+    v = torch.cat([v, v[reference][:, :, image]], dim=2)
+    return backend(q, k, v, heads, **kwargs)
+
+
+def straightforward_override(backend, q, k, v, heads, **kwargs):
+    """The pack's default maths written plainly, one attention call with a mask (AlignedGen's way)."""
+    import torch
+
+    options = kwargs.get("transformer_options") or {}
+    if options.get("block_type") != "single":
+        return backend(q, k, v, heads, **kwargs)
+    layout, image = image_range(options)
+    rotations, shift = layout.image_rotations, layout.shift_rotation
+
+    def rot(x, r):
+        x0, x1 = x.float()[..., 0::2], x.float()[..., 1::2]
+        return torch.stack([r[..., 0, 0] * x0 + r[..., 0, 1] * x1, r[..., 1, 0] * x0 + r[..., 1, 1] * x1], -1).flatten(-2)
+
+    def adain(x, y, eps=1e-5):
+        mx, sx = x.mean(-2, keepdim=True), (x.var(-2, keepdim=True, correction=0) + eps).sqrt()
+        my, sy = y.mean(-2, keepdim=True), (y.var(-2, keepdim=True, correction=0) + eps).sqrt()
+        return (x - mx) / sx * sy + my
+
+    images = layout.batch.images_per_chunk
+    q, k = q.clone(), k.clone()
+    unrotate = rotations.transpose(-1, -2)
+    appended_k, appended_v = [], []
+    for row in range(q.shape[0]):
+        ref = (row // images) * images + REFERENCE_INDEX
+        if row != ref:
+            for t in (q, k):
+                own = rot(t[row : row + 1, :, image], unrotate)
+                target = rot(t[ref : ref + 1, :, image], unrotate)
+                t[row : row + 1, :, image] = rot(adain(own, target), rotations).to(t.dtype)
+        appended_k.append((rot(k[ref : ref + 1, :, image], shift) * 1.1).to(k.dtype))
+        appended_v.append(v[ref : ref + 1, :, image])
+    tokens = k.shape[2]
+    k = torch.cat([k, torch.cat(appended_k)], dim=2)
+    v = torch.cat([v, torch.cat(appended_v)], dim=2)
+    mask = torch.zeros((q.shape[0], 1, 1, k.shape[2]), dtype=q.dtype, device=q.device)
+    for chunk in range(layout.batch.chunks):
+        mask[chunk * images + REFERENCE_INDEX, ..., tokens:] = float("-inf")
+    return backend(q, k, v, heads, **dict(kwargs, mask=mask))
+
+
+@dataclass
+class Variant:
+    name: str
+    transformer_options: dict
+
+
+def make_variants(patcher, names: list[str]) -> list[Variant]:
+    transformer_model, core = import_pack()
+    from stylealigned_bench_pack.stylealign_core.unet.attn1_patch import share_flags
+    from stylealigned_bench_pack.stylealign_core.transformer.block_selection import select_shared_blocks
+
+    family_host = transformer_model.transformer_family_host(patcher, "bench")
+    options = core.StyleAlignedOptions(reference_index=REFERENCE_INDEX)
+    diffusion_model = patcher.model.diffusion_model
+    sharing = core.transformer.TransformerSharing(
+        shared_blocks=select_shared_blocks(family_host.family, family_host.block_counts(diffusion_model), "auto", 1.0),
+        flags=share_flags(options), key_scale=family_host.family.default_key_scale, position_shift=True,
+    )
+    patched = transformer_model.install_transformer_route(patcher, family_host, options, sharing)
+    pack_options = dict(patched.model_options["transformer_options"], wrappers=patched.wrappers)
+
+    build_layout = family_host.call_layout(family_host.family)
+
+    def layout_only(executor, x, t, c_concat, c_crossattn, control, transformer_options, **kwargs):
+        """The pack's per-call layout (positions) for the variants that bring their own override."""
+        transformer_options = dict(transformer_options)
+        batch = core.batch_layout(x.shape[0], transformer_options["cond_or_uncond"], REFERENCE_INDEX)
+        transformer_options[core.transformer.CALL_LAYOUT_KEY] = build_layout(
+            executor.class_obj.diffusion_model, batch, True, x, c_crossattn, transformer_options, kwargs
+        )
+        return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+
+    import comfy.patcher_extension
+
+    layout_wrappers = {comfy.patcher_extension.WrappersMP.APPLY_MODEL: {"bench": [layout_only]}}
+    variants = []
+    for name in names:
+        if name == "unpatched":
+            variants.append(Variant(name, {}))
+        elif name == "pack":
+            variants.append(Variant(name, pack_options))
+        elif name in ("floor", "straightforward"):
+            override = floor_override if name == "floor" else straightforward_override
+            variants.append(Variant(name, {"wrappers": layout_wrappers, "optimized_attention_override": override}))
+        else:
+            raise SystemExit(f"unknown variant {name!r}")
+    return variants
+
+
+@dataclass
+class Inputs:
+    x: object
+    sigma: object
+    c: dict
+
+
+def make_inputs(config: Config, device, dtype, seed: int = 1) -> Inputs:
+    import torch
+
+    rows = len(CHUNKS) * (1 + config.targets)
+    latent = config.image_size // 8
+    generator = torch.Generator(device=device).manual_seed(seed)
+    x = torch.randn((rows, 16, latent, latent), generator=generator, device=device)
+    sigma = torch.full((rows,), 0.8, device=device)
+    c = {
+        "c_crossattn": torch.randn((rows, config.text_tokens, config.dit["context_in_dim"]), generator=generator, device=device, dtype=dtype),
+        "y": torch.randn((rows, config.dit["vec_in_dim"]), generator=generator, device=device, dtype=dtype),
+        "guidance": torch.full((rows,), 3.5, device=device),
+    }
+    return Inputs(x, sigma, c)
+
+
+def forward(patcher, variant: Variant, inputs: Inputs):
+    transformer_options = dict(variant.transformer_options)
+    transformer_options["cond_or_uncond"] = list(CHUNKS)
+    transformer_options["sigmas"] = inputs.sigma
+    return patcher.model.apply_model(inputs.x, inputs.sigma, transformer_options=transformer_options, **inputs.c)
+
+
+def time_interleaved(patcher, variants, inputs, device, repeats: int, warmup: int) -> dict[str, list[float]]:
+    times = {v.name: [] for v in variants}
+    for _ in range(warmup):
+        for variant in variants:
+            forward(patcher, variant, inputs)
+    synchronize(device)
+    for repetition in range(repeats):
+        shift = repetition % len(variants)
+        for variant in variants[shift:] + variants[:shift]:
+            synchronize(device)
+            start = time.perf_counter()
+            forward(patcher, variant, inputs)
+            synchronize(device)
+            times[variant.name].append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
+def peak_memory(run: Callable, device) -> dict:
+    import torch
+
+    if device.type == "cuda":
+        synchronize(device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        run()
+        synchronize(device)
+        peak = torch.cuda.max_memory_allocated(device)
+        return {"peak_mib": peak / 2**20, "above_mib": (peak - before) / 2**20}
+    try:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            run()
+        events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"), key=lambda e: e.start_ns())
+        live = peak = 0
+        for event in events:
+            live += event.nbytes()
+            peak = max(peak, live)
+        return {"peak_mib": None, "above_mib": peak / 2**20}
+    except Exception as exc:  # profiler API differs: report no memory rather than fail the timing
+        return {"peak_mib": None, "above_mib": None, "note": type(exc).__name__}
+
+
+def fmt_mib(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:.0f} MiB"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default=None)
+    parser.add_argument("--repeats", type=int, default=None, help="timed forwards per variant (cuda 10, cpu 5)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed forwards per variant first (cuda 2, cpu 1)")
+    parser.add_argument("--configs", default=None, help=f"comma list of {', '.join(CONFIGS)}")
+    parser.add_argument("--variants", default=None, help="comma list (default: cuda unpatched,pack,floor; cpu adds straightforward)")
+    parser.add_argument("--json", default=None, help="write the figures to this file")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default on the CPU: 1; several threads on a busy machine spin in barriers)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    device_name = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    threads = args.threads or (1 if device_name == "cpu" else None)
+    if threads:
+        torch.set_num_threads(threads)
+    load_comfy(device_name)
+    device = torch.device(device_name)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    repeats = args.repeats or (10 if device.type == "cuda" else 5)
+    warmup = args.warmup if args.warmup is not None else (2 if device.type == "cuda" else 1)
+    names = (args.configs or ",".join(DEFAULT_CONFIGS[device.type])).split(",")
+    variant_names = (args.variants or ("unpatched,pack,floor" if device.type == "cuda" else "unpatched,pack,floor,straightforward")).split(",")
+    results = []
+    with torch.inference_mode():
+        for name in names:
+            config = CONFIGS[name]
+            patcher, params = build_model(config, device, dtype)
+            inputs = make_inputs(config, device, dtype)
+            variants = make_variants(patcher, variant_names)
+            by_name = {v.name: v for v in variants}
+            print(f"{name}: {params / 1e6:.1f}M params, {dtype}, {device}, rows {inputs.x.shape[0]}, "
+                  f"image tokens {(config.image_size // 16) ** 2}, text tokens {config.text_tokens}", flush=True)
+            if "pack" in by_name and "straightforward" in by_name:
+                pack_out = forward(patcher, by_name["pack"], inputs).float()
+                plain_out = forward(patcher, by_name["straightforward"], inputs).float()
+                unpatched_out = forward(patcher, Variant("unpatched", {}), inputs).float()
+                difference = (pack_out - plain_out).abs().max().item()
+                effect = (pack_out[1:] - unpatched_out[1:]).abs().max().item()
+                print(f"  same maths: max |pack - straightforward| = {difference:.2e} (targets moved by {effect:.2e} "
+                      f"from unpatched; reference moved by {(pack_out[0] - unpatched_out[0]).abs().max().item():.2e})", flush=True)
+            times = time_interleaved(patcher, variants, inputs, device, repeats, warmup)
+            base = times["unpatched"] if "unpatched" in times else None
+            for variant in variants:
+                row = {"config": name, "variant": variant.name, "median_ms": statistics.median(times[variant.name])}
+                if base:
+                    row["ratio"] = statistics.median(t / b for t, b in zip(times[variant.name], base))
+                row.update(peak_memory(lambda v=variant: forward(patcher, v, inputs), device))
+                results.append(row)
+                ratio = f"{row['ratio']:.3f}x" if "ratio" in row else ""
+                print(f"  {variant.name:16s} {row['median_ms']:9.1f} ms {ratio:>8s}  peak {fmt_mib(row.get('peak_mib'))}, "
+                      f"above start {fmt_mib(row.get('above_mib'))}", flush=True)
+            del patcher, inputs, variants
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
