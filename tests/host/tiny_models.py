@@ -126,3 +126,15 @@ def tiny_flux_model():
     model = model_config.get_model({}, device=torch.device("cpu"))
     _randomise(model.diffusion_model, 0)
     return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
+
+
+def tiny_controlnet(seed: int = 5):
+    """A ControlNet (comfy.controlnet.ControlNet, what ControlNetLoader returns) for tiny_model("sd15")."""
+    import comfy.cldm.cldm
+    import comfy.controlnet
+
+    config = {k: v for k, v in SD15_TINY_UNET.items()
+              if k not in ("out_channels", "transformer_depth_output", "use_temporal_attention", "use_temporal_resblock")}
+    control_model = comfy.cldm.cldm.ControlNet(hint_channels=3, device=torch.device("cpu"), **config)
+    _randomise(control_model, seed)
+    return comfy.controlnet.ControlNet(control_model, load_device=torch.device("cpu"), manual_cast_dtype=None)
