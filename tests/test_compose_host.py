@@ -262,3 +262,25 @@ def test_real_image_reference_is_held_with(model, conds, control_conds, lora_nam
     assert_reference_as(out, image_latent[0])
     alone = run(base if extra != "lora_last" else with_lora(model, lora_name), used_conds, latent=latent)
     assert_targets_changed(out, alone)
+
+
+# Guidance that changes the denoised prediction after CFG from the reference's own prediction: SAG adds
+# (blur(prediction) - prediction) * scale, Epsilon Scaling divides the noise prediction; the held slot is
+# replaced in the model call, before them, so they move it (by 1.4 and 0.003 on the tiny model).
+MOVES_HELD_REFERENCE = {"SelfAttentionGuidance", "Epsilon Scaling"}
+
+
+@pytest.mark.parametrize("ours_first", [True, False], ids=["stylealigned_first", "stylealigned_last"])
+@pytest.mark.parametrize("node_id", list(HOST_PATCHES))
+def test_real_image_reference_with_host_patch(model, conds, reference, image_latent, node_id, ours_first):
+    latent = torch.cat([image_latent, torch.zeros(IMAGES - 1, 4, 8, 8)])
+    if ours_first:
+        patched = host_patch(node_id, style_aligned(model, reference=reference))
+    else:
+        patched = style_aligned(host_patch(node_id, model), reference=reference)
+    out = run(patched, conds, latent=latent)
+    assert out.isfinite().all()
+    if node_id in MOVES_HELD_REFERENCE:
+        assert max_diff(out[0], image_latent[0]) > 1e-4
+    else:
+        assert_reference_as(out, image_latent[0])
