@@ -170,9 +170,8 @@ class StyleAlignedPatch(io.ComfyNode):
         shared_layers = select_shared_layers(self_attention_layers(model, NODE_ID), options)
         held_reference = None if reference is None else hold_reference(model, reference)
         runtime = PatchRuntime()
-        make_override = None
-        if options.needs_logit_shift:
-            make_override = lambda previous: ReferenceLogitShift(runtime, previous)  # noqa: E731
+        # The attention override applies reference_strength and re-tiles the keys for tiled queries (HyperTile).
+        make_override = lambda previous: ReferenceLogitShift(runtime, previous)  # noqa: E731
         # A model already carrying a StyleAligned patch set loses it: the later node's settings win.
         patched = install_patch_set(
             model,

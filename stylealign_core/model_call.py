@@ -1,4 +1,8 @@
-"""The model-call wrapper (ComfyUI's model_function_wrapper contract): runs once per UNet call.
+"""The per-model-call logic: runs once per UNet call, around the rest of the model.
+
+`run(call_unet, x, timestep, cond_or_uncond, replaced_layers)` takes plain values and a callable; the host
+adapter (nodes/patch_set.py) calls it from an APPLY_MODEL wrapper, which the host chains with every other
+wrapper. `__call__` keeps the model_function_wrapper contract for callers that still use it.
 
 It checks the batch against the reference slot before the UNet runs (so a bad reference_index is an
 error naming the node, not a traceback from inside attention), decides whether the schedule is active

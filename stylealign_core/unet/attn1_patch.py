@@ -168,7 +168,9 @@ class SharedAttentionPatch:
         if v_in.shape[0] != layout.rows:
             return q_in, k_in, v_in
         q_out, k_out, v_out = _share(q_in, k_in, v_in, layout, self._flags)
-        if self.options.needs_logit_shift and k_out.shape[-2] != k_in.shape[-2]:
+        if k_out.shape[-2] != k_in.shape[-2]:
+            # Read by the attention override: the reference strength, and keys to re-tile when another patch
+            # (HyperTile) splits the queries into tiles after or before this one.
             self.runtime.pending_shift = PendingLogitShift(
                 own_tokens=k_in.shape[-2], total_tokens=k_out.shape[-2], shift=self.options.logit_shift
             )

@@ -6,6 +6,11 @@ patch leaves a PendingLogitShift, and the next attention call, which is that lay
 receives it as an additive mask. Adding log(s) to a key's logits multiplies its softmax weight by s
 before renormalisation. The reference row sees the same tokens twice, so a shift on the second copy
 does not change its output.
+
+Tiled queries (HyperTile splits each image's queries into T tiles and lets attention split the keys by
+count, row-major, into T chunks): keys [own ; reference] are re-laid out per tile as
+[own chunk t ; reference chunk t], so tile t of every image sees its own chunk as without the pack plus
+the reference's same chunk, and the reference row sees its chunk twice (unchanged output).
 """
 
 from __future__ import annotations
@@ -44,19 +49,22 @@ class ReferenceLogitShift:
     def __call__(self, attention_fn, *args, **kwargs):
         pending = self.runtime.take_pending_shift()
         if pending is not None:
-            self._add_mask(pending, args, kwargs)
+            args = self._prepare(pending, args, kwargs)
         if self.previous_override is not None:
             return self.previous_override(attention_fn, *args, **kwargs)
         return attention_fn(*args, **kwargs)
 
-    def _add_mask(self, pending: PendingLogitShift, args: tuple, kwargs: dict) -> None:
+    def _prepare(self, pending: PendingLogitShift, args: tuple, kwargs: dict) -> tuple:
         q, k = args[0], args[1]
         token_axis = -2 if kwargs.get("skip_reshape", False) else 1
         existing = kwargs.get("mask")
-        # A mask passed positionally, a boolean mask, or keys/queries another patch resized or tiled (e.g.
-        # HyperTile): leave this call alone.
-        if len(args) > 4 or k.shape[token_axis] != pending.total_tokens or q.shape[0] != k.shape[0] or (
-            existing is not None and existing.dtype == torch.bool
+        tiles = q.shape[0] // k.shape[0] if k.shape[0] and q.shape[0] % k.shape[0] == 0 else 0
+        own = pending.own_tokens
+        # A mask passed positionally, a boolean mask, or keys another patch resized: leave this call alone.
+        if (
+            len(args) > 4 or k.shape[token_axis] != pending.total_tokens or tiles == 0
+            or pending.total_tokens != 2 * own or own % tiles != 0
+            or (existing is not None and existing.dtype == torch.bool)
         ):
             if not self._warned:
                 log.warning(
@@ -64,6 +72,19 @@ class ReferenceLogitShift:
                     "reference_strength is not applied in those layers."
                 )
                 self._warned = True
-            return
-        mask = self.mask_for(pending, q.dtype, q.device)
-        kwargs["mask"] = mask if existing is None else existing + mask
+            return args
+        if tiles > 1:
+            args = (q, _per_tile(k, tiles, token_axis), _per_tile(args[2], tiles, token_axis), *args[3:])
+            pending = PendingLogitShift(own // tiles, pending.total_tokens // tiles, pending.shift)
+        if pending.shift != 0.0:
+            mask = self.mask_for(pending, q.dtype, q.device)
+            kwargs["mask"] = mask if existing is None else existing + mask
+        return args
+
+
+def _per_tile(tokens: torch.Tensor, tiles: int, token_axis: int) -> torch.Tensor:
+    """[own ; reference] along the token axis -> [own chunk 0 ; reference chunk 0 ; own chunk 1 ; ...]."""
+    moved = tokens.movedim(token_axis, 1)
+    rows, count, *rest = moved.shape
+    per_tile = moved.reshape(rows, 2, tiles, count // (2 * tiles), *rest).transpose(1, 2).reshape(rows, count, *rest)
+    return per_tile.movedim(1, token_axis)

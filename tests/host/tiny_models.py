@@ -95,3 +95,15 @@ def tiny_conditioning(kind: str, batch: int = 1, seed: int = 1, tokens: int = 8)
     if kind == "sdxl":
         extras = {"pooled_output": torch.randn(batch, SDXL_POOLED_DIM, generator=generator), "width": 64, "height": 64}
     return [[torch.randn(batch, tokens, context_dim, generator=generator), extras]]
+
+
+def tiny_controlnet(seed: int = 5):
+    """A ControlNet (comfy.controlnet.ControlNet, what ControlNetLoader returns) for tiny_model("sd15")."""
+    import comfy.cldm.cldm
+    import comfy.controlnet
+
+    config = {k: v for k, v in SD15_TINY_UNET.items()
+              if k not in ("out_channels", "transformer_depth_output", "use_temporal_attention", "use_temporal_resblock")}
+    control_model = comfy.cldm.cldm.ControlNet(hint_channels=3, device=torch.device("cpu"), **config)
+    _randomise(control_model, seed)
+    return comfy.controlnet.ControlNet(control_model, load_device=torch.device("cpu"), manual_cast_dtype=None)
