@@ -259,6 +259,7 @@ class Variant:
 def make_variants(patcher, names: list[str]) -> list[Variant]:
     from stylealign_core import (
         PatchRuntime,
+        ReferenceLogitShift,
         SharedAttentionPatch,
         StyleAlignedModelCall,
         StyleAlignedOptions,
@@ -279,6 +280,11 @@ def make_variants(patcher, names: list[str]) -> list[Variant]:
             patched.set_model_attn1_patch(SharedAttentionPatch(options, runtime, select_shared_layers(layers, options)))
             previous = patched.model_options.get("model_function_wrapper")
             patched.set_model_unet_function_wrapper(StyleAlignedModelCall(options, runtime, previous))
+            # The node also installs its attention override (reference strength, HyperTile re-tiling); it
+            # passes calls through at the defaults, but its per-call cost belongs in the figure.
+            transformer_options = patched.model_options.setdefault("transformer_options", {})
+            transformer_options["optimized_attention_override"] = ReferenceLogitShift(
+                runtime, transformer_options.get("optimized_attention_override"))
             enable = name == "pack"
             variants.append(Variant(
                 name, patched.model_options["transformer_options"], patched.model_options["model_function_wrapper"],
