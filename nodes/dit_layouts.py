@@ -12,7 +12,8 @@ import math
 
 import torch
 
-from ..stylealign_core import BatchLayout
+from ..stylealign_core import BatchLayout, StyleAlignedError
+from ..stylealign_core.batch_layout import NODE_NAME
 from ..stylealign_core.transformer import CallLayout
 from ..stylealign_core.transformer.families import hidream, mmdit, next_dit
 
@@ -127,6 +128,13 @@ class HiDreamCallLayout(_CachedRotations):
     """HiDream: [image, text...] in every block; partial RoPE padded with identity to the head dim."""
 
     def __call__(self, dm, batch: BatchLayout, active: bool, x, c_crossattn, transformer_options, kwargs) -> CallLayout:
+        if kwargs.get("image_cond") is not None:
+            # HiDream E1 puts the edited image beside the latent along the width: the generated image's tokens
+            # are then not one contiguous range, which the route cannot express yet.
+            raise StyleAlignedError(
+                f"{NODE_NAME}: HiDream E1 (editing, an image concatenated to the latent) is not supported; use "
+                f"HiDream I1 or bypass the node for this model."
+            )
         h_len, w_len = _grid(x, dm.patch_size)
 
         def make():
