@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from host.sampling import sample, split_chunk_wrapper, style_aligned
-from host.tiny_dit_models import TINY_DITS, dit_conditioning, dit_noise, tiny_dit
+from host.tiny_dit_models import TEXT_TOKENS, TINY_DITS, dit_conditioning, dit_noise, tiny_dit
 from test_transformer_host import adain, own_rope, rotate_pairs
 
 KINDS = ["qwen_image", "sd3", "hidream", "lumina2", "z_image"]
@@ -124,8 +124,7 @@ def install_independent(patch, kind, dm, images_per_chunk, reference_index, key_
         def attention(q, k, v, heads, mask=None, transformer_options={}, skip_reshape=False, **kwargs):
             assert mask is None and skip_reshape
             pe = state["pe"][0, 0]
-            text = q.shape[2] - IMAGE_TOKENS  # [text, image]
-            image = slice(text, text + IMAGE_TOKENS)
+            image = slice(TEXT_TOKENS, TEXT_TOKENS + IMAGE_TOKENS)  # [text, image, edit latents]
             # Centred image ids (0, row - h/2, col - w/2); the shifted copy one width to the right.
             check_image_rope(pe[image], grid_ids(0, -(GRID // 2), -(GRID // 2)), dm.pe_embedder.axes_dim, 10000)
             shifted = own_rope(grid_ids(0, -(GRID // 2), GRID - GRID // 2), dm.pe_embedder.axes_dim, 10000)
@@ -247,6 +246,42 @@ def test_one_forward_matches_independent_implementation(model, kind, monkeypatch
     assert max_diff(patched[0], plain[0]) < REFERENCE_TOLERANCE
     assert max_diff(patched[1:], plain[1:]) > 1e-2  # the comparison is not between two unpatched runs
     assert max_diff(patched, independent) < 1e-4
+
+
+def test_qwen_image_edit_latents_are_not_shared_or_normalised(pack, monkeypatch):
+    """Qwen-Image-Edit: reference latents become tokens after the image; the independent implementation
+    leaves them alone (neither normalised nor appended), and so must the pack."""
+    model = tiny_dit("qwen_image")
+    positive, negative = conds("qwen_image")
+    edit = dit_noise("qwen_image", 1, seed=42)
+    positive, negative = ([[c, dict(extras, reference_latents=[edit])] for c, extras in cond] for cond in (positive, negative))
+    noise = dit_noise("qwen_image", 3, seed=3)
+    patched = one_forward(model, noise, positive, negative)
+    tokens = []
+    install_independent(monkeypatch, "qwen_image", model.model.diffusion_model, 3, 0, DEFAULT_KEY_SCALE["qwen_image"])
+    import comfy.ldm.qwen_image.model as host
+
+    independent_call = host.optimized_attention_masked
+    monkeypatch.setattr(host, "optimized_attention_masked", lambda q, *a, **k: tokens.append(q.shape[2]) or independent_call(q, *a, **k))
+    independent = sample(model, noise, positive, negative, cfg=3.0, steps=1)
+    monkeypatch.undo()
+    assert set(tokens) == {TEXT_TOKENS + 2 * IMAGE_TOKENS}
+    assert max_diff(patched, independent) < 1e-4
+
+
+def test_miscounted_attention_calls_are_an_error(pack, error_type):
+    """SD3's blocks are recognised by counting attention calls; a node that skips a block must not leave
+    calls attributed to the wrong blocks: the model call fails with an error naming the node."""
+    model = tiny_dit("sd3").clone()
+
+    def skip_block(args, extra):
+        return {"img": args["img"], "txt": args["txt"]}
+
+    model.set_model_patch_replace(skip_block, "dit", "double_block", 0)
+    positive, negative = conds("sd3")
+    with pytest.raises(error_type) as error:
+        sample(style_aligned(model), dit_noise("sd3", 3), positive, negative, steps=1)
+    assert "StyleAlignedPatch" in str(error.value) and "SD3" in str(error.value) and "attention calls" in str(error.value)
 
 
 @pytest.mark.parametrize("kind_", ["z_image", "hidream"])

@@ -34,6 +34,14 @@ class TransformerModelCall:
         layout = self.build_layout(executor.class_obj.diffusion_model, batch, active, x, c_crossattn, transformer_options, kwargs)
         transformer_options[CALL_LAYOUT_KEY] = layout
         output = executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+        if active and layout.call_plan is not None and layout.attention_calls != len(layout.call_plan):
+            # Blocks recognised by counting: another count means the calls were attributed to the wrong
+            # blocks or token ranges, so the result cannot be trusted.
+            raise StyleAlignedError(
+                f"{NODE_NAME}: the {self.override.family.name} model made {layout.attention_calls} attention calls "
+                f"where {len(layout.call_plan)} were expected; another node may add, skip or replace attention "
+                f"blocks. Put StyleAlignedPatch last in the model chain or bypass the node with that node."
+            )
         if active and self.override.sharing.shared_blocks and layout.reached_calls == 0:
             raise StyleAlignedError(
                 f"{NODE_NAME}: the {self.override.family.name} model ran without reaching StyleAligned's attention "
