@@ -107,7 +107,8 @@ class NextDiTCallLayout(_CachedRotations):
         return CallLayout(
             batch=batch, image_start=caption, image_tokens=h_len * w_len, active=active,
             image_rotations=image_rotations, shift_rotation=shift_rotation,
-            call_plan=next_dit.call_plan(len(dm.context_refiner), len(dm.noise_refiner), len(dm.layers), c_crossattn.shape[1], dm.pad_tokens_multiple),
+            call_plan=next_dit.call_plan(
+                len(dm.context_refiner), len(dm.noise_refiner), len(dm.layers), c_crossattn.shape[1], h_len * w_len, dm.pad_tokens_multiple),
         )
 
 
@@ -120,7 +121,7 @@ class MMDiTCallLayout(_CachedRotations):
         image_only = [bool(block.x_block.x_block_self_attn) for block in dm.joint_blocks]
         return CallLayout(
             batch=batch, image_start=context, image_tokens=h_len * w_len, active=active,
-            call_plan=mmdit.call_plan(image_only, context),
+            call_plan=mmdit.call_plan(image_only, context, h_len * w_len),
         )
 
 
@@ -136,6 +137,9 @@ class HiDreamCallLayout(_CachedRotations):
                 f"HiDream I1 or bypass the node for this model."
             )
         h_len, w_len = _grid(x, dm.patch_size)
+        llama = kwargs.get("encoder_hidden_states_llama3")
+        # [image, T5, last Llama layer, this block's Llama layer] in every block.
+        tokens = None if llama is None else h_len * w_len + c_crossattn.shape[1] + 2 * llama.shape[2]
 
         def make():
             ids = _grid_ids(h_len, w_len, len(dm.pe_embedder.axes_dim))
@@ -145,5 +149,5 @@ class HiDreamCallLayout(_CachedRotations):
         return CallLayout(
             batch=batch, image_start=0, image_tokens=h_len * w_len, active=active,
             image_rotations=image_rotations, shift_rotation=shift_rotation,
-            call_plan=hidream.call_plan(len(dm.double_stream_blocks), len(dm.single_stream_blocks)),
+            call_plan=hidream.call_plan(len(dm.double_stream_blocks), len(dm.single_stream_blocks), tokens),
         )

@@ -269,9 +269,11 @@ def test_qwen_image_edit_latents_are_not_shared_or_normalised(pack, monkeypatch)
     assert max_diff(patched, independent) < 1e-4
 
 
-def test_miscounted_attention_calls_are_an_error(pack, error_type):
-    """SD3's blocks are recognised by counting attention calls; a node that skips a block must not leave
-    calls attributed to the wrong blocks: the model call fails with an error naming the node."""
+def test_skipped_block_shifts_the_count_safely(pack):
+    """SD3's blocks are recognised by counting attention calls. A node that skips a block (skip-layer
+    guidance replaces blocks through patches_replace) shifts the count: calls whose length does not match
+    the plan (here MMDiT-X's image-only call read as a joint one) pass through, nothing fails and the
+    reference stays as without the pack."""
     model = tiny_dit("sd3").clone()
 
     def skip_block(args, extra):
@@ -279,9 +281,13 @@ def test_miscounted_attention_calls_are_an_error(pack, error_type):
 
     model.set_model_patch_replace(skip_block, "dit", "double_block", 0)
     positive, negative = conds("sd3")
-    with pytest.raises(error_type) as error:
-        sample(style_aligned(model), dit_noise("sd3", 3), positive, negative, steps=1)
-    assert "StyleAlignedPatch" in str(error.value) and "SD3" in str(error.value) and "attention calls" in str(error.value)
+    noise = dit_noise("sd3", 3, seed=6)
+    patched = style_aligned(model)
+    plain = sample(model, noise, positive, negative, steps=2)
+    aligned = sample(patched, noise, positive, negative, steps=2)
+    assert aligned.isfinite().all()
+    assert max_diff(aligned[0], plain[0]) < REFERENCE_TOLERANCE
+    assert max_diff(aligned[1:], plain[1:]) > 1e-3  # block 1's joint call (read as block 0's) still shares
 
 
 @pytest.mark.parametrize("kind_", ["z_image", "hidream"])
