@@ -350,6 +350,17 @@ def test_cfg1_split_calls_reference_index_model_untouched(kind_, pack):
     assert all(torch.equal(state_before[name], tensor) for name, tensor in model.model.state_dict().items())
 
 
+def test_hidream_e1_editing_is_refused(pack, error_type):
+    """HiDream E1 puts the edited image beside the latent: the image tokens are not one range."""
+    model = tiny_dit("hidream")
+    positive, negative = conds("hidream")
+    edit = dit_noise("hidream", 1, seed=7)
+    positive = [[c, dict(extras, concat_latent_image=edit)] for c, extras in positive]
+    with pytest.raises(error_type) as error:
+        sample(style_aligned(model), dit_noise("hidream", 2), positive, negative, cfg=1.0, steps=1)
+    assert "StyleAlignedPatch" in str(error.value) and "HiDream E1" in str(error.value)
+
+
 def test_video_family_is_refused_at_the_node(pack, error_type):
     with pytest.raises(error_type) as error:
         style_aligned(tiny_dit("wan21"))
