@@ -224,8 +224,7 @@ def make_variants(patcher, names: list[str]) -> list[Variant]:
         shared_blocks=select_shared_blocks(family_host.family, family_host.block_counts(diffusion_model), "auto", 1.0),
         flags=share_flags(options), key_scale=family_host.family.default_key_scale, position_shift=True,
     )
-    patched = patcher.clone()
-    transformer_model.install_transformer_route(patched, family_host, options, sharing)
+    patched = transformer_model.install_transformer_route(patcher, family_host, options, sharing)
     pack_options = dict(patched.model_options["transformer_options"], wrappers=patched.wrappers)
 
     build_layout = family_host.call_layout(family_host.family)
