@@ -350,6 +350,17 @@ def test_cfg1_split_calls_reference_index_model_untouched(kind_, pack):
     assert all(torch.equal(state_before[name], tensor) for name, tensor in model.model.state_dict().items())
 
 
+@pytest.mark.parametrize("kind_", ["sd3", "z_image"])
+def test_bfloat16_has_no_nan_and_keeps_the_reference(kind_, pack):
+    model = tiny_dit(kind_, dtype=torch.bfloat16)
+    positive, negative = conds(kind_)
+    noise = dit_noise(kind_, 3, seed=11)
+    plain = sample(model, noise, positive, negative, steps=2)
+    aligned = sample(style_aligned(model), noise, positive, negative, steps=2)
+    assert aligned.isfinite().all() and max_diff(aligned[0], plain[0]) < REFERENCE_TOLERANCE
+    assert sample(style_aligned(model), torch.zeros_like(noise), positive, negative, steps=1).isfinite().all()
+
+
 def test_hidream_e1_editing_is_refused(pack, error_type):
     """HiDream E1 puts the edited image beside the latent: the image tokens are not one range."""
     model = tiny_dit("hidream")
