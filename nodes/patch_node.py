@@ -46,8 +46,8 @@ class StyleAlignedPatch(io.ComfyNode):
             inputs=[
                 io.Model.Input(
                     "model",
-                    tooltip="The model to patch: a UNet (SD1.x, SD2.x, SDXL) or a Flux.1, Flux.2 or Chroma transformer. "
-                    "The loaded model itself is not changed.",
+                    tooltip="The model to patch: a UNet (SD1.x, SD2.x, SDXL) or a Flux.1, Flux.2, Chroma, Qwen-Image, SD3 / SD3.5, "
+                    "HiDream, Lumina 2 or Z-Image transformer. The loaded model itself is not changed.",
                 ),
                 io.Int.Input(
                     "reference_index", default=0, min=0, max=MAX_BATCH_SLOT,
@@ -84,20 +84,23 @@ class StyleAlignedPatch(io.ComfyNode):
                 ),
                 io.Combo.Input(
                     "transformer_blocks", options=list(BLOCK_CHOICES), default="auto", optional=True,
-                    tooltip="Transformers only (ignored for UNets): which blocks share. auto = the family's published "
-                    "default (Flux/Chroma: the single-stream blocks, as AlignedGen); double / single = only those "
-                    "blocks; all = every block.",
+                    tooltip="Transformers only (ignored for UNets): which blocks share. auto = the family's default: Flux/Chroma "
+                    "the single-stream blocks (AlignedGen's); ours, untested on real weights: Qwen-Image and SD3 every "
+                    "block, HiDream the single-stream blocks, Lumina 2 / Z-Image the main layers. double / single = "
+                    "only those blocks (a family without that kind shares all); all = every block (Lumina 2 / Z-Image: "
+                    "also the image noise refiner).",
                 ),
                 io.Boolean.Input(
                     "shift_reference_positions", default=True, optional=True,
-                    tooltip="Transformers with RoPE only (ignored for UNets): give the reference's shared keys positions "
-                    "shifted by the image width, so they do not collide with the target's own positions "
-                    "(AlignedGen's ShiftPE). Off copies the reference's layout more.",
+                    tooltip="Transformers with RoPE only (ignored for UNets and SD3, whose positions are absolute): give the "
+                    "reference's shared keys positions shifted by the image width, so they do not collide with the "
+                    "target's own positions (AlignedGen's ShiftPE). Off copies the reference's layout more.",
                 ),
                 io.Float.Input(
                     "reference_key_scale", default=0.0, min=0.0, max=4.0, step=0.05, optional=True,
                     tooltip="Transformers only (ignored for UNets): multiplies the reference's shared keys (lambda). "
-                    "0 = auto, the family's default (Flux/Chroma: 1.1, AlignedGen). Above 1 pulls the style harder.",
+                    "0 = auto, the family's default: Flux/Chroma 1.1 (AlignedGen's); ours, untested on real weights: "
+                    "Qwen-Image, HiDream, Lumina 2 / Z-Image 1.1, SD3 1.0. Above 1 pulls the style harder.",
                 ),
                 io.Float.Input(
                     "start_percent", default=0.0, min=0.0, max=1.0, step=0.01,

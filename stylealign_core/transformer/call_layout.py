@@ -7,7 +7,7 @@ reads it. Token ranges are in the joint sequence as the attention backend receiv
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import torch
@@ -37,6 +37,16 @@ class CallLayout:
     owner: Optional[object] = None
     # Attention calls seen so far in this model call, for families whose blocks are recognised by order.
     attention_calls: int = field(default=0)
+    # For families whose blocks tag nothing in transformer_options (SD3, HiDream, Lumina 2 / Z-Image): the
+    # attention calls of one model call in execution order, each (block key or None, image_start of that
+    # call, its total token count or None). Block None for a call the family does not share (a text-only
+    # refiner); an image_start differing from the joint one for image-only attention (a noise refiner,
+    # MMDiT-X's second attention). A call whose length differs from the plan's passes through: a node that
+    # skips blocks (skip-layer guidance, step caches) shifts the count, and a call of another kind must not
+    # be read with the wrong token ranges.
+    call_plan: Optional[tuple] = None
+    # The token count the call plan expects of this call (set by for_call), None: not checked.
+    call_tokens: Optional[int] = None
     # Counted by the override (here, not on the override object: a later clone() deep-copies it): calls of
     # shared blocks that reached it, and those it changed.
     reached_calls: int = field(default=0)
@@ -56,6 +66,20 @@ class CallLayout:
                 torch.tensor([row // self.batch.images_per_chunk for row in targets], device=device),
             )
         return indices
+
+    def planned_block(self, call_index: int):
+        """The block key the call plan gives the call_index-th attention call (None past its end)."""
+        if self.call_plan is None or call_index >= len(self.call_plan):
+            return None
+        return self.call_plan[call_index][0]
+
+    def for_call(self, call_index: int) -> "CallLayout":
+        """This layout as seen by the call_index-th attention call: its own image_start where the call plan
+        gives one (the same row-index cache and rotations; counters stay on self)."""
+        if self.call_plan is None or call_index >= len(self.call_plan):
+            return self
+        _, start, tokens = self.call_plan[call_index]
+        return replace(self, image_start=start, call_tokens=tokens, call_plan=None)
 
     @property
     def image_slice(self) -> slice:

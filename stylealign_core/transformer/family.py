@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Optional
 
+import logging
+
 import torch
+
+from .call_layout import CALL_LAYOUT_KEY
+
+log = logging.getLogger(__name__)
 
 BlockKey = tuple[str, int]  # (block group, index within the group), e.g. ("single", 12)
 
@@ -35,6 +41,8 @@ class TransformerFamily:
         Default: the host's two standard formats, (B, H, L, D) with skip_reshape=True or (B, L, H*D).
         A family whose tensors arrive otherwise (e.g. SD3's v as (B, L, H, D)) overrides this.
         """
+        if len(args) == 5 and args[4] is None:  # an empty mask passed by position (Qwen-Image, Lumina)
+            args = args[:4]
         if len(args) < 3 or len(args) > 4:  # more positionals (a mask passed by position): leave it alone
             return None
         q, k, v = args[:3]
@@ -46,6 +54,23 @@ class TransformerFamily:
         if q.dim() != 3 or k.dim() != 3 or v.dim() != 3:
             return None
         return tuple(_split_heads(t, heads) for t in (q, k, v)) + (heads,)
+
+
+class PlannedBlocksFamily(TransformerFamily):
+    """A family whose blocks tag nothing in transformer_options: the host glue lists the model call's
+    attention calls in order (CallLayout.call_plan) and the block is read from there by call_index."""
+
+    _warned_extra_calls = False
+
+    def block_key(self, transformer_options: dict, call_index: int) -> Optional[BlockKey]:
+        layout = transformer_options.get(CALL_LAYOUT_KEY)
+        if layout is None:
+            return None
+        if layout.call_plan is not None and call_index == len(layout.call_plan) and not self._warned_extra_calls:
+            log.warning("StyleAlignedPatch: the %s model made more attention calls than its blocks explain (another "
+                        "node adds attention?); the extra calls are left unchanged.", self.name)
+            self._warned_extra_calls = True
+        return layout.planned_block(call_index)
 
 
 def _split_heads(t: torch.Tensor, heads: int) -> torch.Tensor:
