@@ -38,6 +38,8 @@ class StyleAlignedPatch(io.ComfyNode):
                 "image attends to the reference's self-attention tokens, with its queries and keys AdaIN-"
                 "normalised to the reference's statistics. The reference is generated unchanged."
             ),
+            # The transformer inputs are optional widgets: API-format graphs saved before them still validate
+            # and run with the defaults (auto / on / auto).
             inputs=[
                 io.Model.Input(
                     "model",
@@ -78,19 +80,19 @@ class StyleAlignedPatch(io.ComfyNode):
                     "spread evenly over the network. Lower values keep more of each image's own layout and detail.",
                 ),
                 io.Combo.Input(
-                    "transformer_blocks", options=list(BLOCK_CHOICES), default="auto",
+                    "transformer_blocks", options=list(BLOCK_CHOICES), default="auto", optional=True,
                     tooltip="Transformers only (ignored for UNets): which blocks share. auto = the family's published "
                     "default (Flux/Chroma: the single-stream blocks, as AlignedGen); double / single = only those "
                     "blocks; all = every block.",
                 ),
                 io.Boolean.Input(
-                    "shift_reference_positions", default=True,
+                    "shift_reference_positions", default=True, optional=True,
                     tooltip="Transformers with RoPE only (ignored for UNets): give the reference's shared keys positions "
                     "shifted by the image width, so they do not collide with the target's own positions "
                     "(AlignedGen's ShiftPE). Off copies the reference's layout more.",
                 ),
                 io.Float.Input(
-                    "reference_key_scale", default=0.0, min=0.0, max=4.0, step=0.05,
+                    "reference_key_scale", default=0.0, min=0.0, max=4.0, step=0.05, optional=True,
                     tooltip="Transformers only (ignored for UNets): multiplies the reference's shared keys (lambda). "
                     "0 = auto, the family's default (Flux/Chroma: 1.1, AlignedGen). Above 1 pulls the style harder.",
                 ),

@@ -15,7 +15,12 @@ import torch
 
 from ..stylealign_core import BatchLayout, StyleAlignedError, StyleAlignedOptions
 from ..stylealign_core.transformer import CallLayout, FluxFamily, SharedAttentionOverride, TransformerFamily, TransformerSharing
+from ..stylealign_core.transformer.families.hidream import HiDreamFamily
+from ..stylealign_core.transformer.families.mmdit import MMDiTFamily
+from ..stylealign_core.transformer.families.next_dit import NextDiTFamily
+from ..stylealign_core.transformer.families.qwen_image import QwenImageFamily
 from ..stylealign_core.transformer.model_call import TransformerModelCall
+from .dit_layouts import HiDreamCallLayout, MMDiTCallLayout, NextDiTCallLayout, QwenImageCallLayout
 
 WRAPPER_KEY = "stylealigned"
 
@@ -90,10 +95,20 @@ class FluxCallLayout:
 
 FLUX_MODULES = ("comfy.ldm.flux.model", "comfy.ldm.chroma.model")
 
-# diffusion-model module -> how to read it. Issue 10's families add their entries here.
+# diffusion-model module -> how to read it.
 FAMILY_HOSTS: dict[str, FamilyHost] = {
     module: FamilyHost(FluxFamily(), _flux_block_counts, FluxCallLayout) for module in FLUX_MODULES
 }
+FAMILY_HOSTS.update({
+    "comfy.ldm.qwen_image.model": FamilyHost(
+        QwenImageFamily(), lambda dm: {"double": len(dm.transformer_blocks)}, QwenImageCallLayout),
+    "comfy.ldm.lumina.model": FamilyHost(
+        NextDiTFamily(), lambda dm: {"noise_refiner": len(dm.noise_refiner), "main": len(dm.layers)}, NextDiTCallLayout),
+    "comfy.ldm.modules.diffusionmodules.mmdit": FamilyHost(
+        MMDiTFamily(), lambda dm: {"joint": len(dm.joint_blocks)}, MMDiTCallLayout),
+    "comfy.ldm.hidream.model": FamilyHost(
+        HiDreamFamily(), lambda dm: {"double": len(dm.double_stream_blocks), "single": len(dm.single_stream_blocks)}, HiDreamCallLayout),
+})
 
 
 def transformer_family_host(model, node_name: str) -> Optional[FamilyHost]:
@@ -107,7 +122,8 @@ def transformer_family_host(model, node_name: str) -> Optional[FamilyHost]:
         family = f"{type(model.model).__name__} ({type(diffusion_model).__module__}.{type(diffusion_model).__name__})"
         raise StyleAlignedError(
             f"{node_name}: the model family {family} is not supported. StyleAligned works with SD1.x, SD2.x and "
-            f"SDXL UNets and with Flux.1, Flux.2 and Chroma transformers. Bypass the node for this model."
+            f"SDXL UNets and with Flux.1, Flux.2, Chroma, Qwen-Image, SD3 / SD3.5, HiDream, Lumina 2 and Z-Image "
+            f"transformers. Bypass the node for this model."
         )
     return host
 

@@ -78,14 +78,15 @@ class SharedAttentionOverride:
         if heads_first is None:
             return self._backend(backend, *args, **kwargs)
         q, k, v, heads = heads_first
-        tokens = layout.image_start + layout.image_tokens
+        call_layout = layout.for_call(call_index)  # an image-only call (refiner) has its own image_start
+        tokens = call_layout.image_start + call_layout.image_tokens
         if (
             q.shape[0] != layout.batch.rows or k.shape[0] != q.shape[0] or v.shape[0] != q.shape[0]
             or q.shape[2] != k.shape[2] or k.shape[2] != v.shape[2] or k.shape[2] < tokens
         ):
             return self._backend(backend, *args, **kwargs)
         layout.shared_calls += 1
-        return self._shared(backend, q, k, v, heads, layout, kwargs)
+        return self._shared(backend, q, k, v, heads, call_layout, kwargs)
 
     def _shared(self, backend, q, k, v, heads, layout: CallLayout, kwargs: dict):
         reference_rows, target_rows, target_chunk = layout.row_indices(q.device)

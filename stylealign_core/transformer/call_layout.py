@@ -7,7 +7,7 @@ reads it. Token ranges are in the joint sequence as the attention backend receiv
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import torch
@@ -34,6 +34,11 @@ class CallLayout:
     shift_rotation: Optional[torch.Tensor] = None
     # Attention calls seen so far in this model call, for families whose blocks are recognised by order.
     attention_calls: int = field(default=0)
+    # For families whose blocks tag nothing in transformer_options (SD3, HiDream, Lumina 2 / Z-Image): the
+    # attention calls of one model call in execution order, each (block key or None, image_start of that
+    # call). None for a call the family does not share (a text-only refiner); an image_start differing
+    # from the joint one for image-only attention (a noise refiner, MMDiT-X's second attention).
+    call_plan: Optional[tuple] = None
     # Counted by the override (here, not on the override object: a later clone() deep-copies it): calls of
     # shared blocks that reached it, and those it changed.
     reached_calls: int = field(default=0)
@@ -53,6 +58,20 @@ class CallLayout:
                 torch.tensor([row // self.batch.images_per_chunk for row in targets], device=device),
             )
         return indices
+
+    def planned_block(self, call_index: int):
+        """The block key the call plan gives the call_index-th attention call (None past its end)."""
+        if self.call_plan is None or call_index >= len(self.call_plan):
+            return None
+        return self.call_plan[call_index][0]
+
+    def for_call(self, call_index: int) -> "CallLayout":
+        """This layout as seen by the call_index-th attention call: its own image_start where the call plan
+        gives one (the same row-index cache and rotations; counters stay on self)."""
+        if self.call_plan is None or call_index >= len(self.call_plan):
+            return self
+        start = self.call_plan[call_index][1]
+        return self if start == self.image_start else replace(self, image_start=start, call_plan=None)
 
     @property
     def image_slice(self) -> slice:

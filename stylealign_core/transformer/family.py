@@ -6,6 +6,8 @@ from typing import Optional
 
 import torch
 
+from .call_layout import CALL_LAYOUT_KEY
+
 BlockKey = tuple[str, int]  # (block group, index within the group), e.g. ("single", 12)
 
 
@@ -35,6 +37,8 @@ class TransformerFamily:
         Default: the host's two standard formats, (B, H, L, D) with skip_reshape=True or (B, L, H*D).
         A family whose tensors arrive otherwise (e.g. SD3's v as (B, L, H, D)) overrides this.
         """
+        if len(args) == 5 and args[4] is None:  # an empty mask passed by position (Qwen-Image, Lumina)
+            args = args[:4]
         if len(args) < 3 or len(args) > 4:  # more positionals (a mask passed by position): leave it alone
             return None
         q, k, v = args[:3]
@@ -46,6 +50,15 @@ class TransformerFamily:
         if q.dim() != 3 or k.dim() != 3 or v.dim() != 3:
             return None
         return tuple(_split_heads(t, heads) for t in (q, k, v)) + (heads,)
+
+
+class PlannedBlocksFamily(TransformerFamily):
+    """A family whose blocks tag nothing in transformer_options: the host glue lists the model call's
+    attention calls in order (CallLayout.call_plan) and the block is read from there by call_index."""
+
+    def block_key(self, transformer_options: dict, call_index: int) -> Optional[BlockKey]:
+        layout = transformer_options.get(CALL_LAYOUT_KEY)
+        return None if layout is None else layout.planned_block(call_index)
 
 
 def _split_heads(t: torch.Tensor, heads: int) -> torch.Tensor:

@@ -140,7 +140,11 @@ def test_object_info_lists_patch_node_with_tooltips(comfy, object_info):
         "model", "reference_index", "share_attention", "adain_queries", "adain_keys", "adain_values",
         "reference_strength", "share_input_blocks", "share_middle_block", "share_output_blocks",
         "shared_layer_fraction", "start_percent", "end_percent"]
-    assert list(info["input"].get("optional", {})) == ["reference"]
+    # Transformer-only inputs are optional, so API graphs saved before them still validate.
+    assert list(info["input"].get("optional", {})) == [
+        "transformer_blocks", "shift_reference_positions", "reference_key_scale", "reference"]
+    assert info["input"]["optional"]["transformer_blocks"][1]["default"] == "auto"
+    assert info["input"]["optional"]["reference_key_scale"][1]["default"] == 0.0
     assert info["input"]["optional"]["reference"][0] == "STYLEALIGN_REFERENCE"
     assert info["output"] == ["MODEL"]
 

@@ -114,12 +114,126 @@ AURAFLOW_CONFIG = {
     "max_seq": 64,
 }
 
+def _plain_conditioning(context_dim: int, pooled_dim: int | None = None, llama: tuple | None = None, default_tokens: int = TEXT_TOKENS):
+    """Text features (batch, tokens, context_dim); optionally a pooled vector and HiDream's per-layer Llama
+    features (batch, layers, tokens, dim) under conditioning_llama3."""
+
+    def make(batch: int = 1, seed: int = 1, tokens: int = default_tokens, guidance=None) -> list:
+        generator = torch.Generator().manual_seed(seed)
+        extras = {}
+        if pooled_dim:
+            extras["pooled_output"] = torch.randn(batch, pooled_dim, generator=generator)
+        if llama:
+            layers, llama_tokens, llama_dim = llama
+            extras["conditioning_llama3"] = torch.randn(batch, layers, llama_tokens, llama_dim, generator=generator)
+        return [[torch.randn(batch, tokens, context_dim, generator=generator), extras]]
+
+    return make
+
+
+# Qwen-Image: every block joint, text first, centred RoPE ids; a Wan 2.1 latent (B, 16, 1, H, W).
+QWEN_IMAGE_CONFIG = {
+    "image_model": "qwen_image",
+    "patch_size": 2,
+    "in_channels": 64,
+    "out_channels": 16,
+    "num_layers": 2,
+    "attention_head_dim": 16,
+    "num_attention_heads": 2,
+    "joint_attention_dim": 32,
+    "axes_dims_rope": [4, 6, 6],
+}
+
+# SD3.5 Medium-like MMDiT-X: hidden 64 * depth, heads = depth, an image-only attention in block 1.
+SD3_CONFIG = {
+    "in_channels": 16,
+    "out_channels": 16,
+    "patch_size": 2,
+    "depth": 2,
+    "input_size": None,
+    "adm_in_channels": 24,
+    "context_embedder_config": {"target": "torch.nn.Linear", "params": {"in_features": 32, "out_features": 128}},
+    "num_patches": 256,
+    "pos_embed_max_size": 16,
+    "pos_embed_scaling_factor": None,
+    "qk_norm": "rms",
+    "x_block_self_attn_layers": [1],
+}
+
+# HiDream: image first; rope axes cover half the head dim (4 + 2 + 2 = 8 of 16: the partial-RoPE path).
+HIDREAM_CONFIG = {
+    "image_model": "hidream",
+    "patch_size": 2,
+    "in_channels": 16,
+    "out_channels": 16,
+    "num_layers": 1,
+    "num_single_layers": 2,
+    "attention_head_dim": 16,
+    "num_attention_heads": 2,
+    "caption_channels": [32, 24],
+    "text_emb_dim": 24,
+    "num_routed_experts": 2,
+    "num_activated_experts": 1,
+    "axes_dims_rope": [4, 2, 2],
+    "max_resolution": [16, 16],
+    "llama_layers": [0, 1, 1],
+}
+
+# Lumina 2: grouped K/V heads (3 query heads, 1 K/V head), no padding.
+LUMINA2_CONFIG = {
+    "image_model": "lumina2",
+    "patch_size": 2,
+    "in_channels": 16,
+    "dim": 48,
+    "cap_feat_dim": 32,
+    "n_layers": 2,
+    "n_refiner_layers": 1,
+    "n_heads": 3,
+    "n_kv_heads": 1,
+    "multiple_of": 16,
+    "qk_norm": True,
+    "axes_dims": [4, 6, 6],
+    "axes_lens": [300, 64, 64],
+    "rope_theta": 10000.0,
+}
+
+# Z-Image: Z-Image modulation (needs dim >= 256), caption and image tokens padded to multiples of 32.
+Z_IMAGE_CONFIG = {
+    "image_model": "lumina2",
+    "patch_size": 2,
+    "in_channels": 16,
+    "dim": 256,
+    "cap_feat_dim": 32,
+    "n_layers": 2,
+    "n_refiner_layers": 1,
+    "n_heads": 8,
+    "n_kv_heads": 8,
+    "multiple_of": 16,
+    "ffn_dim_multiplier": 8.0 / 3.0,
+    "qk_norm": True,
+    "axes_dims": [8, 12, 12],
+    "axes_lens": [1536, 64, 64],
+    "rope_theta": 256.0,
+    "z_image_modulation": True,
+    "time_scale": 1000.0,
+    "pad_tokens_multiple": 32,
+}
+
 TINY_DITS = {
     "flux": TinyDit("Flux", FLUX_CONFIG, 16, _flux_conditioning(32, 24)),
     "chroma": TinyDit("Chroma", CHROMA_CONFIG, 16, _flux_conditioning(32, None)),
     "flux2": TinyDit("Flux2", FLUX2_CONFIG, 128, _flux_conditioning(32, None)),
     "auraflow": TinyDit("AuraFlow", AURAFLOW_CONFIG, 4, _flux_conditioning(32, None)),
+    "qwen_image": TinyDit("QwenImage", QWEN_IMAGE_CONFIG, 16, _plain_conditioning(32)),
+    "sd3": TinyDit("SD3", SD3_CONFIG, 16, _plain_conditioning(32, pooled_dim=24)),
+    "hidream": TinyDit("HiDream", HIDREAM_CONFIG, 16, _plain_conditioning(32, pooled_dim=24, llama=(2, 5, 24))),
+    "lumina2": TinyDit("Lumina2", LUMINA2_CONFIG, 16, _plain_conditioning(32)),
+    # 7 caption tokens: Z-Image pads them to 32.
+    "z_image": TinyDit("ZImage", Z_IMAGE_CONFIG, 16, _plain_conditioning(32, default_tokens=7)),
 }
+
+# Families whose latent has a time axis: (B, C, 1, H, W).
+VIDEO_SHAPED_LATENTS = {"qwen_image"}
 
 
 def tiny_dit(kind: str, seed: int = 0, dtype: torch.dtype = torch.float32):
@@ -132,6 +246,11 @@ def tiny_dit(kind: str, seed: int = 0, dtype: torch.dtype = torch.float32):
     model_config.set_inference_dtype(dtype, None)
     model = model_config.get_model({}, device=torch.device("cpu"))
     _randomise(model.diffusion_model, seed)
+    # SD3's absolute position embedding is a checkpoint buffer left uninitialised (torch.empty).
+    pos_embed = getattr(model.diffusion_model, "pos_embed", None)
+    if torch.is_tensor(pos_embed):
+        with torch.no_grad():
+            pos_embed.copy_(0.5 * torch.randn(pos_embed.shape, generator=torch.Generator().manual_seed(seed + 1)))
     model.diffusion_model.to(dtype)
     return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
 
@@ -142,7 +261,8 @@ def dit_conditioning(kind: str, **kwargs) -> list:
 
 def dit_noise(kind: str, batch: int, seed: int = 0, size: int = 8) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, TINY_DITS[kind].latent_channels, size, size, generator=generator)
+    noise = torch.randn(batch, TINY_DITS[kind].latent_channels, size, size, generator=generator)
+    return noise.unsqueeze(2) if kind in VIDEO_SHAPED_LATENTS else noise
 
 
 class StandInT5Clip:

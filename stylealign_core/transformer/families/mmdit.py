@@ -1,0 +1,46 @@
+"""SD3 / SD3.5 (comfy/ldm/modules/diffusionmodules/mmdit.py): joint blocks, context first, no RoPE.
+
+Each joint block calls attention once on [context (registers + text), image] with q and k as (B, L, H*D),
+v as (B, L, H, D) and heads= as a keyword; SD3.5 Medium's MMDiT-X blocks then call an image-only
+attention on the image tokens (same block key: both share when the block does). Nothing is tagged in
+transformer_options: the host glue lists the calls (CallLayout.call_plan). Positions are an absolute
+embedding added at the input, so there is nothing to undo before AdaIN and no position shift.
+Defaults are ours (no paper): every block, lambda = 1.0 (untested on real weights).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from ..family import PlannedBlocksFamily, _split_heads
+
+JOINT = "joint"
+
+
+class MMDiTFamily(PlannedBlocksFamily):
+    name = "SD3 / SD3.5"
+    groups = (JOINT,)
+    default_groups = (JOINT,)
+    default_key_scale = 1.0
+
+    def heads_first(self, args: tuple, kwargs: dict) -> Optional[tuple]:
+        if len(args) != 3 or kwargs.get("skip_reshape", False) or kwargs.get("heads") is None:
+            return None
+        q, k, v = args
+        heads = kwargs["heads"]
+        if not all(torch.is_tensor(t) for t in (q, k, v)) or q.dim() != 3 or k.dim() != 3 or v.dim() not in (3, 4):
+            return None
+        v = v.reshape(v.shape[0], v.shape[1], -1)  # (B, L, H, D) -> (B, L, H*D), as the backend views it
+        return _split_heads(q, heads), _split_heads(k, heads), _split_heads(v, heads), heads
+
+
+def call_plan(x_block_self_attn: list[bool], context_tokens: int) -> tuple:
+    """(block key, image_start) per attention call: the joint call, then the image-only one (MMDiT-X)."""
+    plan = []
+    for index, image_only in enumerate(x_block_self_attn):
+        plan.append(((JOINT, index), context_tokens))
+        if image_only:
+            plan.append(((JOINT, index), 0))
+    return tuple(plan)
