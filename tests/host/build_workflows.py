@@ -261,7 +261,7 @@ Download (as ComfyUI's own {family} template does):
 {downloads}
 
 What to choose:
-1. StyleAligned Prompt Batch: one image per line. Line 1 is the style reference (batch slot 0); every other line is a target that takes on the reference's style. "style" is added to every line (or put where {{prompt}} stands).
+1. StyleAligned Prompt Batch: one image per line. Line 1 is the style reference (batch slot 0); every other line is a target that takes on the reference's style. "style" is added to every line (or put where {{prompt}} stands).{prompt_hint}
 2. Empty Latent: its batch_size is linked to the prompt batch, so the set has one image per line. {size_hint}
 3. StyleAligned: reference_index is the batch slot of the reference (0 = line 1). {defaults_hint}
 4. KSampler: {sampler_hint} The seed is fixed so the set is reproducible; change it for a new set.
@@ -273,7 +273,7 @@ The reference image comes out exactly as without the StyleAligned node: bypass t
 def transformer_set(name: str, family: str, downloads: str, loaders: list[dict], model_nodes: list[dict],
                     model_links: list[tuple], clip_source: tuple, size: int, size_hint: str, defaults_hint: str,
                     prompts: str, style: str, negative: dict, guidance: dict | None, seed: int, steps: int, cfg: float,
-                    sampler: str, sampler_hint: str) -> dict:
+                    sampler: str, sampler_hint: str, prompt_hint: str = "") -> dict:
     """Diffusion model, text encoder and VAE loaders → (model sampling) → StyleAlignedPatch → KSampler, prompts
     from StyleAlignedPromptBatch whose batch_size drives EmptySD3LatentImage's batch_size. Node ids: 1–3 the
     loaders' place, 10 the patch, 11 the prompt batch, 12 the negative, 13 guidance, 14 latent, 15 sampler,
@@ -295,7 +295,8 @@ def transformer_set(name: str, family: str, downloads: str, loaders: list[dict],
         node(17, "SaveImage", (1560, 140), (560, 580), filename_prefix=f"StyleAligned/{name}"),
         note(18, (40, 470), (340, 620), f"StyleAligned on {family}: what to set",
              TRANSFORMER_NOTE.format(family=family, downloads=downloads.strip(), size_hint=size_hint,
-                                     defaults_hint=defaults_hint, sampler_hint=sampler_hint)),
+                                     defaults_hint=defaults_hint, sampler_hint=sampler_hint,
+                                     prompt_hint=prompt_hint and " " + prompt_hint)),
     ]
     links = [
         *model_links,
@@ -361,6 +362,11 @@ QWEN_IMAGE_TEXT_ENCODER = "qwen_2.5_vl_7b_fp8_scaled.safetensors"
 QWEN_IMAGE_VAE = "qwen_image_vae.safetensors"
 
 
+UNEVEN_PROMPTS_HINT = ("Keep the lines about equally long: this text encoder does not pad, and the prompt batch "
+                       "repeats each line's tokens up to a common length (as ComfyUI batches conditionings), which "
+                       "grows quickly when the token counts differ.")
+
+
 def qwen_image_set() -> dict:
     """Qwen-Image as ComfyUI's template loads it (UNETLoader, CLIPLoader qwen_image, VAELoader qwen_image_vae),
     ModelSamplingAuraFlow shift 3.1, 1328², euler/simple 20 steps, cfg 2.5 with an empty negative prompt."""
@@ -384,7 +390,7 @@ def qwen_image_set() -> dict:
         prompts="a toy train\na toy car\na toy boat\na toy airplane",
         style="in minimal origami style",
         negative=node(12, "CLIPTextEncode", (880, 520), (300, 100), "Negative prompt", text=""),
-        guidance=None, seed=20240617, steps=20, cfg=2.5, sampler="euler",
+        guidance=None, seed=20240617, steps=20, cfg=2.5, sampler="euler", prompt_hint=UNEVEN_PROMPTS_HINT,
         sampler_hint="euler / simple, 20 steps, cfg 2.5 as ComfyUI's Qwen-Image template; ModelSamplingAuraFlow "
                      "shift 3.1 (raise it if images come out blurry or dark).")
 
@@ -413,10 +419,10 @@ def z_image_set() -> dict:
         defaults_hint="No paper gives StyleAligned settings for Z-Image: the pack's defaults for it are its own "
                       "choice, untested on real weights (see the README); tune transformer_blocks, "
                       "shared_layer_fraction and reference_key_scale.",
-        prompts="a red fox in the snow\nan owl on a branch\na deer in a meadow\na rabbit by a stream",
+        prompts="a fox in the snow\nan owl on a branch\na hare by a stream\na wolf on a hill",
         style="linocut print, bold black lines, two-color",
         negative=_zero_negative(),
-        guidance=None, seed=1234, steps=9, cfg=1.0, sampler="res_multistep",
+        guidance=None, seed=1234, steps=9, cfg=1.0, sampler="res_multistep", prompt_hint=UNEVEN_PROMPTS_HINT,
         sampler_hint="Z-Image Turbo is distilled: res_multistep / simple, 9 steps, cfg 1 as ComfyUI's template "
                      "(the negative is not used at cfg 1); ModelSamplingAuraFlow shift 3.")
 
