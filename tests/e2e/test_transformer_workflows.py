@@ -38,7 +38,7 @@ from host.api_workflows import (
     nodes_of)
 from host.tiny_transformer_files import (
     CLIP_L_NAME, FLUX_UNET_NAME, FLUX_VAE_NAME, QWEN_IMAGE_UNET_NAME, QWEN_IMAGE_VAE_NAME, Z_IMAGE_UNET_NAME)
-from test_server import PATCH, PROMPT_BATCH, assert_reference_unchanged, images_of, the_only
+from test_server import EXPECTED, PATCH, PROMPT_BATCH, assert_reference_unchanged, images_of, the_only
 
 SIZE = 64
 STEPS = 2
@@ -66,20 +66,14 @@ def adapted(name: str, prefix: str) -> dict:
                                            stand_ins.vae, CLIP_L_NAME, size=SIZE, max_steps=STEPS, filename_prefix=prefix)
 
 
-_bypassed_runs: dict = {}
-
-
-def bypassed_run(server, object_info: dict, name: str, prefix: str) -> tuple[dict, dict]:
-    """(prompt, history entry) of the workflow with StyleAlignedPatch bypassed; run once per session."""
-    if name not in _bypassed_runs:
-        prompt = bypass(adapted(name, prefix), [the_only(adapted(name, prefix), PATCH)], object_info)
-        _bypassed_runs[name] = prompt, server.run(prompt, timeout=RUN_TIMEOUT)
-    return _bypassed_runs[name]
-
-
 @pytest.fixture(scope="module")
 def transformer_object_info(transformer_comfy) -> dict:
     return transformer_comfy.object_info()
+
+
+def test_every_shipped_transformer_workflow_is_run_here():
+    """test_server.py skips the workflows it marks as transformer ones in favour of this file."""
+    assert sorted(name for name, expected in EXPECTED.items() if expected.transformer) == NAMES
 
 
 def test_adaptation_substitutes_only_the_stand_ins():
@@ -107,28 +101,23 @@ def test_stand_in_node_is_installed(transformer_object_info):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_transformer_workflow_runs_on_the_stand_ins(transformer_comfy, transformer_object_info, unique_prefix, name):
-    """Bypassed patch: one 64×64 image per prompt line, the prompt batch's report of who gets which line."""
-    prompt, entry = bypassed_run(transformer_comfy, transformer_object_info, name, unique_prefix("bypassed"))
-    lines = prompt[the_only(prompt, PROMPT_BATCH)]["inputs"]["prompts"].strip().splitlines()
-    images = images_of(transformer_comfy, entry, the_only(prompt, "SaveImage"))
-    assert len(images) == len(lines) == 4
-    assert [image.shape for image in images] == [(SIZE, SIZE, 3)] * len(lines)
-    assert all(image.std() > 1 for image in images), "a flat image: nothing was decoded"
-    report = entry["outputs"][the_only(prompt, PROMPT_BATCH)]["text"][0].splitlines()
-    assert [line.split(":")[0] for line in report] == ["image 0 (reference)"] + [f"image {i} (target)" for i in range(1, len(lines))]
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_transformer_workflow_reference_equals_bypassed(transformer_comfy, transformer_object_info, unique_prefix, name):
-    """As shipped (StyleAlignedPatch with its defaults): the reference slot equals the bypassed graph's within
-    1/255, every target differs from it."""
-    bypassed_prompt, bypassed_entry = bypassed_run(transformer_comfy, transformer_object_info, name, unique_prefix("bypassed"))
+def test_transformer_workflow_runs_and_reference_equals_bypassed(transformer_comfy, transformer_object_info, unique_prefix,
+                                                                 name):
+    """As shipped on the stand-ins: one 64×64 image per prompt line, the prompt batch's report of which image
+    gets which line; the reference slot equals the same graph with StyleAlignedPatch bypassed within 1/255,
+    every target differs from it. (Both runs back to back, so the server loads each model once.)"""
     prompt = adapted(name, unique_prefix("patched"))
-    patch = the_only(prompt, PATCH)
+    patch, save, batch = the_only(prompt, PATCH), the_only(prompt, "SaveImage"), the_only(prompt, PROMPT_BATCH)
+    bypassed_prompt = bypass(prompt, [patch], transformer_object_info)
+    bypassed_prompt[save]["inputs"]["filename_prefix"] = unique_prefix("bypassed")
+    bypassed_entry = transformer_comfy.run(bypassed_prompt, timeout=RUN_TIMEOUT)
     entry = transformer_comfy.run(prompt, timeout=RUN_TIMEOUT)
-    save = the_only(prompt, "SaveImage")
-    patched = images_of(transformer_comfy, entry, save)
-    bypassed = images_of(transformer_comfy, bypassed_entry, the_only(bypassed_prompt, "SaveImage"))
-    assert len(patched) == len(bypassed) == 4
+
+    lines = prompt[batch]["inputs"]["prompts"].strip().splitlines()
+    patched, bypassed = images_of(transformer_comfy, entry, save), images_of(transformer_comfy, bypassed_entry, save)
+    assert len(patched) == len(bypassed) == len(lines) == 4
+    assert [image.shape for image in patched + bypassed] == [(SIZE, SIZE, 3)] * 8
+    assert all(image.std() > 1 for image in patched + bypassed), "a flat image: nothing was decoded"
+    report = bypassed_entry["outputs"][batch]["text"][0].splitlines()  # the first run of the prompt batch
+    assert [line.split(":")[0] for line in report] == ["image 0 (reference)"] + [f"image {i} (target)" for i in range(1, 4)]
     assert_reference_unchanged(patched, bypassed, prompt[patch]["inputs"]["reference_index"])
