@@ -12,7 +12,8 @@ import math
 
 import torch
 
-from ..stylealign_core import BatchLayout
+from ..stylealign_core import BatchLayout, StyleAlignedError
+from ..stylealign_core.batch_layout import NODE_NAME
 from ..stylealign_core.transformer import CallLayout
 from ..stylealign_core.transformer.families import hidream, mmdit, next_dit
 
@@ -106,7 +107,8 @@ class NextDiTCallLayout(_CachedRotations):
         return CallLayout(
             batch=batch, image_start=caption, image_tokens=h_len * w_len, active=active,
             image_rotations=image_rotations, shift_rotation=shift_rotation,
-            call_plan=next_dit.call_plan(len(dm.context_refiner), len(dm.noise_refiner), len(dm.layers), c_crossattn.shape[1], dm.pad_tokens_multiple),
+            call_plan=next_dit.call_plan(
+                len(dm.context_refiner), len(dm.noise_refiner), len(dm.layers), c_crossattn.shape[1], h_len * w_len, dm.pad_tokens_multiple),
         )
 
 
@@ -119,7 +121,7 @@ class MMDiTCallLayout(_CachedRotations):
         image_only = [bool(block.x_block.x_block_self_attn) for block in dm.joint_blocks]
         return CallLayout(
             batch=batch, image_start=context, image_tokens=h_len * w_len, active=active,
-            call_plan=mmdit.call_plan(image_only, context),
+            call_plan=mmdit.call_plan(image_only, context, h_len * w_len),
         )
 
 
@@ -127,7 +129,17 @@ class HiDreamCallLayout(_CachedRotations):
     """HiDream: [image, text...] in every block; partial RoPE padded with identity to the head dim."""
 
     def __call__(self, dm, batch: BatchLayout, active: bool, x, c_crossattn, transformer_options, kwargs) -> CallLayout:
+        if kwargs.get("image_cond") is not None:
+            # HiDream E1 puts the edited image beside the latent along the width: the generated image's tokens
+            # are then not one contiguous range, which the route cannot express yet.
+            raise StyleAlignedError(
+                f"{NODE_NAME}: HiDream E1 (editing, an image concatenated to the latent) is not supported; use "
+                f"HiDream I1 or bypass the node for this model."
+            )
         h_len, w_len = _grid(x, dm.patch_size)
+        llama = kwargs.get("encoder_hidden_states_llama3")
+        # [image, T5, last Llama layer, this block's Llama layer] in every block.
+        tokens = None if llama is None else h_len * w_len + c_crossattn.shape[1] + 2 * llama.shape[2]
 
         def make():
             ids = _grid_ids(h_len, w_len, len(dm.pe_embedder.axes_dim))
@@ -137,5 +149,5 @@ class HiDreamCallLayout(_CachedRotations):
         return CallLayout(
             batch=batch, image_start=0, image_tokens=h_len * w_len, active=active,
             image_rotations=image_rotations, shift_rotation=shift_rotation,
-            call_plan=hidream.call_plan(len(dm.double_stream_blocks), len(dm.single_stream_blocks)),
+            call_plan=hidream.call_plan(len(dm.double_stream_blocks), len(dm.single_stream_blocks), tokens),
         )

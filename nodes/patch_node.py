@@ -17,6 +17,7 @@ from ..stylealign_core import (
 from ..stylealign_core.transformer import TransformerSharing
 from ..stylealign_core.unet.attn1_patch import share_flags
 from ..stylealign_core.transformer.block_selection import BLOCK_CHOICES, select_shared_blocks
+from .patch_set import install_patch_set
 from .host_model import model_family, noise_scaling, percent_to_sigma, self_attention_layers, to_model_latent
 from .transformer_model import install_transformer_route, transformer_family_host
 from .reference_type import StyleAlignedReference
@@ -36,15 +37,17 @@ class StyleAlignedPatch(io.ComfyNode):
                 "Makes every image of a latent batch share the style of one reference image of that batch "
                 "(Hertz et al., Style Aligned Image Generation via Shared Attention, CVPR 2024). Each target "
                 "image attends to the reference's self-attention tokens, with its queries and keys AdaIN-"
-                "normalised to the reference's statistics. The reference is generated unchanged."
+                "normalised to the reference's statistics. The reference is generated unchanged. On Flux.1, "
+                "Flux.2 and Chroma it follows AlignedGen (Zhang et al., NeurIPS 2025): only the reference's image "
+                "tokens are shared, in the single-stream blocks, with their positions shifted beside the image."
             ),
             # The transformer inputs are optional widgets: API-format graphs saved before them still validate
             # and run with the defaults (auto / on / auto).
             inputs=[
                 io.Model.Input(
                     "model",
-                    tooltip="The model to patch: a UNet (SD1.x, SD2.x, SDXL) or a Flux.1, Flux.2 or Chroma transformer. "
-                    "The loaded model itself is not changed.",
+                    tooltip="The model to patch: a UNet (SD1.x, SD2.x, SDXL) or a Flux.1, Flux.2, Chroma, Qwen-Image, SD3 / SD3.5, "
+                    "HiDream, Lumina 2 or Z-Image transformer. The loaded model itself is not changed.",
                 ),
                 io.Int.Input(
                     "reference_index", default=0, min=0, max=MAX_BATCH_SLOT,
@@ -81,20 +84,23 @@ class StyleAlignedPatch(io.ComfyNode):
                 ),
                 io.Combo.Input(
                     "transformer_blocks", options=list(BLOCK_CHOICES), default="auto", optional=True,
-                    tooltip="Transformers only (ignored for UNets): which blocks share. auto = the family's published "
-                    "default (Flux/Chroma: the single-stream blocks, as AlignedGen); double / single = only those "
-                    "blocks; all = every block.",
+                    tooltip="Transformers only (ignored for UNets): which blocks share. auto = the family's default: Flux/Chroma "
+                    "the single-stream blocks (AlignedGen's); ours, untested on real weights: Qwen-Image and SD3 every "
+                    "block, HiDream the single-stream blocks, Lumina 2 / Z-Image the main layers. double / single = "
+                    "only those blocks (a family without that kind shares all); all = every block (Lumina 2 / Z-Image: "
+                    "also the image noise refiner).",
                 ),
                 io.Boolean.Input(
                     "shift_reference_positions", default=True, optional=True,
-                    tooltip="Transformers with RoPE only (ignored for UNets): give the reference's shared keys positions "
-                    "shifted by the image width, so they do not collide with the target's own positions "
-                    "(AlignedGen's ShiftPE). Off copies the reference's layout more.",
+                    tooltip="Transformers with RoPE only (ignored for UNets and SD3, whose positions are absolute): give the "
+                    "reference's shared keys positions shifted by the image width, so they do not collide with the "
+                    "target's own positions (AlignedGen's ShiftPE). Off copies the reference's layout more.",
                 ),
                 io.Float.Input(
                     "reference_key_scale", default=0.0, min=0.0, max=4.0, step=0.05, optional=True,
                     tooltip="Transformers only (ignored for UNets): multiplies the reference's shared keys (lambda). "
-                    "0 = auto, the family's default (Flux/Chroma: 1.1, AlignedGen). Above 1 pulls the style harder.",
+                    "0 = auto, the family's default: Flux/Chroma 1.1 (AlignedGen's); ours, untested on real weights: "
+                    "Qwen-Image, HiDream, Lumina 2 / Z-Image 1.1, SD3 1.0. Above 1 pulls the style harder.",
                 ),
                 io.Float.Input(
                     "start_percent", default=0.0, min=0.0, max=1.0, step=0.01,
@@ -167,16 +173,16 @@ class StyleAlignedPatch(io.ComfyNode):
         shared_layers = select_shared_layers(self_attention_layers(model, NODE_ID), options)
         held_reference = None if reference is None else hold_reference(model, reference)
         runtime = PatchRuntime()
-
-        patched = model.clone()
-        patched.set_model_attn1_patch(SharedAttentionPatch(options, runtime, shared_layers))
-        # Chain any wrapper already on the model instead of replacing it.
-        previous_wrapper = patched.model_options.get("model_function_wrapper")
-        patched.set_model_unet_function_wrapper(StyleAlignedModelCall(options, runtime, previous_wrapper, held_reference))
+        make_override = None
         if options.needs_logit_shift:
-            transformer_options = patched.model_options.setdefault("transformer_options", {})
-            previous_override = transformer_options.get("optimized_attention_override")
-            transformer_options["optimized_attention_override"] = ReferenceLogitShift(runtime, previous_override)
+            make_override = lambda previous: ReferenceLogitShift(runtime, previous)  # noqa: E731
+        # A model already carrying a StyleAligned patch set loses it: the later node's settings win.
+        patched = install_patch_set(
+            model,
+            StyleAlignedModelCall(options, runtime, held_reference=held_reference),
+            attn1_patch=SharedAttentionPatch(options, runtime, shared_layers),
+            make_attention_override=make_override,
+        )
         return io.NodeOutput(patched)
 
 
@@ -190,9 +196,7 @@ def patch_transformer(model, family_host, options: StyleAlignedOptions, blocks: 
         position_shift=shift,
         logit_shift=options.logit_shift if options.needs_logit_shift and options.reference_strength > 0 else 0.0,
     )
-    patched = model.clone()
-    install_transformer_route(patched, family_host, options, sharing)
-    return patched
+    return install_transformer_route(model, family_host, options, sharing)
 
 
 def hold_reference(model, reference) -> HeldReference:

@@ -21,8 +21,7 @@ from ..stylealign_core.transformer.families.next_dit import NextDiTFamily
 from ..stylealign_core.transformer.families.qwen_image import QwenImageFamily
 from ..stylealign_core.transformer.model_call import TransformerModelCall
 from .dit_layouts import HiDreamCallLayout, MMDiTCallLayout, NextDiTCallLayout, QwenImageCallLayout
-
-WRAPPER_KEY = "stylealigned"
+from .patch_set import install_patch_set
 
 
 @dataclass(frozen=True)
@@ -128,18 +127,13 @@ def transformer_family_host(model, node_name: str) -> Optional[FamilyHost]:
     return host
 
 
-def install_transformer_route(patched, family_host: FamilyHost, options: StyleAlignedOptions, sharing: TransformerSharing) -> None:
-    """On a clone: the attention override (chaining any override already set) and the per-call wrapper."""
-    import comfy.patcher_extension
-
-    transformer_options = patched.model_options.setdefault("transformer_options", {})
-    # One StyleAligned patch per model: a later node replaces an earlier one (its wrapper and its link in
-    # the override chain), keeping whatever other packs chained around it.
-    patched.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY)
-    previous = transformer_options.get("optimized_attention_override")
-    if isinstance(previous, SharedAttentionOverride):
-        previous = previous.previous_override
-    override = SharedAttentionOverride(family_host.family, sharing, previous)
-    transformer_options["optimized_attention_override"] = override
-    model_call = TransformerModelCall(options, family_host.call_layout(family_host.family), override)
-    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY, model_call)
+def install_transformer_route(model, family_host: FamilyHost, options: StyleAlignedOptions, sharing: TransformerSharing):
+    """A clone of `model` with the transformer route as its StyleAligned patch set (replacing any earlier
+    set): the attention override, chaining whatever override is there, and the per-call wrapper."""
+    build_layout = family_host.call_layout(family_host.family)
+    return install_patch_set(
+        model,
+        None,
+        make_attention_override=lambda previous: SharedAttentionOverride(family_host.family, sharing, previous),
+        make_wrapper=lambda override: TransformerModelCall(options, build_layout, override),
+    )

@@ -3,7 +3,9 @@
 Data flow: options -> layer_selection (which layers share) -> model_call (once per model call: batch
 layout, schedule, a real-image reference held on its trajectory) -> a route into attention:
 unet/ (attn1_patch in every self-attention layer: AdaIN + reference tokens; logit_shift: reference
-strength inside attention). maths/ holds what the routes share (AdaIN statistics, the fused pass).
+strength inside attention) or transformer/ (DiT models: the host's attention override with a per-call
+layout, one small module per family layout under transformer/families/). maths/ holds what the routes
+share (AdaIN statistics, the fused pass).
 A real image as reference: real_image/ (inversion with noise_scaling -> reference_trajectory -> reference_file).
 Per-image prompts: prompts/conditioning_batch.
 """
@@ -15,7 +17,7 @@ from .errors import StyleAlignedError
 from .layer_selection import LayerKey, evenly_spread, select_shared_layers
 from .unet.logit_shift import ReferenceLogitShift
 from .real_image.inversion import invert, inversion_sigmas
-from .model_call import StyleAlignedModelCall
+from .model_call import StyleAlignedModelCall, replaced_attn1
 from .real_image.noise_scaling import NoiseScaling
 from .options import StyleAlignedOptions
 from .real_image.reference_file import load_reference, save_reference
@@ -50,4 +52,5 @@ __all__ = [
     "stack_prompt_conditionings",
     "select_shared_layers",
     "share_with_reference",
+    "replaced_attn1",
 ]

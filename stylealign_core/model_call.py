@@ -36,22 +36,41 @@ class StyleAlignedModelCall:
         self.held_reference = held_reference
 
     def __call__(self, apply_model: Callable, args: dict):
-        x, timestep = args["input"], args["timestep"]
+        """ComfyUI's model_function_wrapper contract (kept for callers that still use it)."""
+
+        def call_unet(x: torch.Tensor) -> torch.Tensor:
+            call_args = dict(args, input=x)
+            if self.previous_wrapper is not None:
+                return self.previous_wrapper(apply_model, call_args)
+            return apply_model(x, args["timestep"], **args["c"])
+
+        transformer_options = args.get("c", {}).get("transformer_options", {})
+        return self.run(call_unet, args["input"], args["timestep"], args.get("cond_or_uncond"), replaced_attn1(transformer_options))
+
+    def run(
+        self,
+        call_unet: Callable[[torch.Tensor], torch.Tensor],
+        x: torch.Tensor,
+        timestep: torch.Tensor,
+        cond_or_uncond,
+        replaced_layers: frozenset = frozenset(),
+    ) -> torch.Tensor:
+        """One model call: `call_unet(x)` runs the rest of the model on (possibly changed) input x.
+
+        replaced_layers: the self-attention layers whose attention another node replaced in this call, as
+        (block kind, block id, transformer index) or (block kind, block id); they are left to that node.
+        """
         # Checked here, before the UNet runs, so a bad batch is one clear error and not a traceback.
-        layout = batch_layout(
-            x.shape[0], args.get("cond_or_uncond"), self.options.reference_index, self.held_reference is not None
-        )
+        layout = batch_layout(x.shape[0], cond_or_uncond, self.options.reference_index, self.held_reference is not None)
         if self.held_reference is not None:
-            args = self._hold_reference_input(args, layout)
-            x = args["input"]
+            x = self._hold_reference_input(x, timestep, layout)
         sigma = float(timestep.max())
-        self.runtime.current_call = CallContext(active=self.options.sigma_is_active(sigma))
+        self.runtime.current_call = CallContext(
+            active=self.options.sigma_is_active(sigma), replaced_layers=frozenset(replaced_layers)
+        )
         calls_before = self.runtime.patch_calls
         try:
-            if self.previous_wrapper is not None:
-                output = self.previous_wrapper(apply_model, args)
-            else:
-                output = apply_model(x, timestep, **args["c"])
+            output = call_unet(x)
         finally:
             self.runtime.current_call = None
             self.runtime.pending_shift = None
@@ -65,8 +84,11 @@ class StyleAlignedModelCall:
             output[layout.reference_rows()] = self.held_reference.clean_like(output)
         return output
 
-    def _hold_reference_input(self, args: dict, layout: BatchLayout) -> dict:
-        x, timestep = args["input"], args["timestep"]
+    def __deepcopy__(self, memo):
+        # ModelPatcher.clone deep-copies model_options; the patch pieces must keep sharing one runtime.
+        return self
+
+    def _hold_reference_input(self, x: torch.Tensor, timestep: torch.Tensor, layout: BatchLayout) -> torch.Tensor:
         held = self.held_reference
         if tuple(x.shape[1:]) != tuple(held.clean_model_latent.shape[1:]):
             raise StyleAlignedError(
@@ -81,7 +103,12 @@ class StyleAlignedModelCall:
             row_sigmas = row_sigmas.expand(x.shape[0])
         for row in rows:
             x[row] = held.input_at(float(row_sigmas[row]), x)
-        return dict(args, input=x)
+        return x
+
+
+def replaced_attn1(transformer_options: dict) -> frozenset:
+    """The keys of the attn1 replace patches (another node's own self-attention) a model call carries."""
+    return frozenset(transformer_options.get("patches_replace", {}).get("attn1", {}).keys())
 
 
 def _size(shape: torch.Size) -> str:

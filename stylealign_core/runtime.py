@@ -17,6 +17,11 @@ class CallContext:
     """What the model-call wrapper decided for the current UNet call."""
 
     active: bool
+    # Layers whose self-attention another node replaced in this call (attn1 replace patch keys).
+    replaced_layers: frozenset = frozenset()
+
+    def layer_replaced(self, block: tuple, block_index: int) -> bool:
+        return (block[0], block[1], block_index) in self.replaced_layers or tuple(block) in self.replaced_layers
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,10 @@ class PatchRuntime:
         self.current_call: Optional[CallContext] = None
         self.patch_calls = 0
         self.pending_shift: Optional[PendingLogitShift] = None
+
+    def __deepcopy__(self, memo):
+        # ModelPatcher.clone deep-copies model_options; the pieces of one patch must keep sharing this.
+        return self
 
     def take_pending_shift(self) -> Optional[PendingLogitShift]:
         pending, self.pending_shift = self.pending_shift, None

@@ -369,3 +369,34 @@ def test_a_second_patch_replaces_the_first(model, kind):
     twice = sample(style_aligned(style_aligned(model, reference_index=1), reference_index=2), noise, positive, negative, steps=2)
     once = sample(style_aligned(model, reference_index=2), noise, positive, negative, steps=2)
     assert torch.equal(twice, once)
+
+
+def test_an_override_replaced_without_chaining_is_an_error(model, kind, error_type):
+    positive, negative = conds(kind)
+    replaced = style_aligned(model).clone()
+    replaced.model_options["transformer_options"]["optimized_attention_override"] = lambda backend, *a, **k: backend(*a, **k)
+    with pytest.raises(error_type) as error:
+        sample(replaced, dit_noise(kind, 2), positive, negative, steps=1)
+    assert "StyleAlignedPatch" in str(error.value) and "attention override" in str(error.value)
+
+
+def test_replaced_patch_wrapped_by_another_override_stays_inert(model, kind):
+    """Another pack wrapped the first patch's override; a second StyleAlignedPatch cannot unwrap it, so
+    the first override stays in the chain and must leave every call alone."""
+    positive, negative = conds(kind)
+    noise = dit_noise(kind, 3, seed=15)
+    calls = []
+    first = style_aligned(model, reference_index=1)
+    wrapped = first.clone()
+    options = wrapped.model_options["transformer_options"]
+    inner = options["optimized_attention_override"]
+
+    def other_pack(backend, *args, **kwargs):
+        calls.append(1)
+        return inner(backend, *args, **kwargs)
+
+    options["optimized_attention_override"] = other_pack
+    # The second patch shares no block, so every call reaches the first override with all rows.
+    second = sample(style_aligned(wrapped, shared_layer_fraction=0.0), noise, positive, negative, steps=2)
+    plain = sample(model, noise, positive, negative, steps=2)
+    assert calls and torch.equal(second, plain)

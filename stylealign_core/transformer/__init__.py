@@ -29,15 +29,23 @@ A family plugs in with one small module under families/ defining a `TransformerF
   shift_rotation None means no position shift. Rotations are Flux-style 2x2 matrices per channel pair,
   (1, 1, N, D/2, 2, 2), covering the whole head dim: for partial RoPE pad the table with identity
   matrices on the channels the model leaves unrotated (and in the model's pair order).
+- Families whose blocks tag nothing (SD3, HiDream, Lumina 2 / Z-Image) subclass `PlannedBlocksFamily`:
+  their host glue lists the model call's attention calls in order in CallLayout.call_plan, each (block key
+  or None, image_start of that call, its token count); stages with another token range (an image-only
+  noise refiner, MMDiT-X's image-only attention) get their own image_start, and a call whose length the
+  plan does not expect (a block skipped by another node shifts the count) passes through.
 - Calls whose rows are not chunks x images of this model call (e.g. a nested split), whose q/k/v lengths
   differ (cross-attention) or are shorter than the image range, or that carry a mask, pass through.
-The host side of a family (nodes/transformer_model.py) registers which diffusion-model classes it
-covers, how many blocks each group has, and how to build the CallLayout of one call.
+  An empty mask slot passed by position (Qwen-Image, Lumina) is read as no mask.
+The host side of a family (nodes/transformer_model.py, nodes/dit_layouts.py) registers which
+diffusion-model classes it covers, how many blocks each group has, and how to build the CallLayout of one
+call. Families: flux.py (Flux.1/Flux.2/Chroma), qwen_image.py, mmdit.py (SD3/SD3.5), hidream.py,
+next_dit.py (Lumina 2 / Z-Image).
 """
 
 from .attention_override import SharedAttentionOverride, TransformerSharing
 from .call_layout import CALL_LAYOUT_KEY, CallLayout
-from .family import BlockKey, TransformerFamily
+from .family import BlockKey, PlannedBlocksFamily, TransformerFamily
 from .families.flux import FluxFamily
 from .rope import rotate, unrotate
 
@@ -46,6 +54,7 @@ __all__ = [
     "BlockKey",
     "CallLayout",
     "FluxFamily",
+    "PlannedBlocksFamily",
     "SharedAttentionOverride",
     "TransformerFamily",
     "TransformerSharing",

@@ -52,6 +52,11 @@ class SharedAttentionOverride:
         self.previous_override = previous_override
         self._warned_mask = False
 
+    def __deepcopy__(self, memo):
+        # ModelPatcher.clone deep-copies model_options; the override holds no per-call state (that lives in
+        # the CallLayout), so a clone may share it.
+        return self
+
     def _backend(self, backend: Callable, *args, **kwargs):
         if self.previous_override is not None:
             return self.previous_override(backend, *args, **kwargs)
@@ -60,7 +65,7 @@ class SharedAttentionOverride:
     def __call__(self, backend: Callable, *args, **kwargs):
         transformer_options = kwargs.get("transformer_options") or {}
         layout: Optional[CallLayout] = transformer_options.get(CALL_LAYOUT_KEY)
-        if layout is None:
+        if layout is None or (layout.owner is not None and layout.owner is not self):
             return self._backend(backend, *args, **kwargs)
         call_index = layout.attention_calls
         layout.attention_calls += 1
@@ -83,6 +88,7 @@ class SharedAttentionOverride:
         if (
             q.shape[0] != layout.batch.rows or k.shape[0] != q.shape[0] or v.shape[0] != q.shape[0]
             or q.shape[2] != k.shape[2] or k.shape[2] != v.shape[2] or k.shape[2] < tokens
+            or (call_layout.call_tokens is not None and k.shape[2] != call_layout.call_tokens)
         ):
             return self._backend(backend, *args, **kwargs)
         layout.shared_calls += 1

@@ -32,13 +32,21 @@ class CallLayout:
     # Rotation by the position shift (e.g. the image width along the width axis), (1, 1, 1, D/2, 2, 2), or
     # None for no shift.
     shift_rotation: Optional[torch.Tensor] = None
+    # The attention override of the patch set that built this layout: an override of an earlier, replaced
+    # set that another pack still wraps must leave the calls alone.
+    owner: Optional[object] = None
     # Attention calls seen so far in this model call, for families whose blocks are recognised by order.
     attention_calls: int = field(default=0)
     # For families whose blocks tag nothing in transformer_options (SD3, HiDream, Lumina 2 / Z-Image): the
     # attention calls of one model call in execution order, each (block key or None, image_start of that
-    # call). None for a call the family does not share (a text-only refiner); an image_start differing
-    # from the joint one for image-only attention (a noise refiner, MMDiT-X's second attention).
+    # call, its total token count or None). Block None for a call the family does not share (a text-only
+    # refiner); an image_start differing from the joint one for image-only attention (a noise refiner,
+    # MMDiT-X's second attention). A call whose length differs from the plan's passes through: a node that
+    # skips blocks (skip-layer guidance, step caches) shifts the count, and a call of another kind must not
+    # be read with the wrong token ranges.
     call_plan: Optional[tuple] = None
+    # The token count the call plan expects of this call (set by for_call), None: not checked.
+    call_tokens: Optional[int] = None
     # Counted by the override (here, not on the override object: a later clone() deep-copies it): calls of
     # shared blocks that reached it, and those it changed.
     reached_calls: int = field(default=0)
@@ -70,8 +78,8 @@ class CallLayout:
         gives one (the same row-index cache and rotations; counters stay on self)."""
         if self.call_plan is None or call_index >= len(self.call_plan):
             return self
-        start = self.call_plan[call_index][1]
-        return self if start == self.image_start else replace(self, image_start=start, call_plan=None)
+        _, start, tokens = self.call_plan[call_index]
+        return replace(self, image_start=start, call_tokens=tokens, call_plan=None)
 
     @property
     def image_slice(self) -> slice:

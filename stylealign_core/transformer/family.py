@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Optional
 
+import logging
+
 import torch
 
 from .call_layout import CALL_LAYOUT_KEY
+
+log = logging.getLogger(__name__)
 
 BlockKey = tuple[str, int]  # (block group, index within the group), e.g. ("single", 12)
 
@@ -56,9 +60,17 @@ class PlannedBlocksFamily(TransformerFamily):
     """A family whose blocks tag nothing in transformer_options: the host glue lists the model call's
     attention calls in order (CallLayout.call_plan) and the block is read from there by call_index."""
 
+    _warned_extra_calls = False
+
     def block_key(self, transformer_options: dict, call_index: int) -> Optional[BlockKey]:
         layout = transformer_options.get(CALL_LAYOUT_KEY)
-        return None if layout is None else layout.planned_block(call_index)
+        if layout is None:
+            return None
+        if layout.call_plan is not None and call_index == len(layout.call_plan) and not self._warned_extra_calls:
+            log.warning("StyleAlignedPatch: the %s model made more attention calls than its blocks explain (another "
+                        "node adds attention?); the extra calls are left unchanged.", self.name)
+            self._warned_extra_calls = True
+        return layout.planned_block(call_index)
 
 
 def _split_heads(t: torch.Tensor, heads: int) -> torch.Tensor:

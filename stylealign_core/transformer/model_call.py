@@ -3,8 +3,9 @@
 It checks the batch against the reference slot before the model runs (a bad reference_index or a batch
 of one is an error naming the node), asks the family's host glue for the call's CallLayout, hands it to
 the attention override through a copy of transformer_options, and afterwards checks that the override
-actually shared something when it should have (another node replacing the override without chaining
-must not silently give unaligned images).
+was reached when it should have been: another node replacing the override without chaining must not
+silently give unaligned images. Only until the first call that reached it: step-caching packs (TeaCache,
+first-block caches) legitimately skip the blocks on some later steps.
 """
 
 from __future__ import annotations
@@ -26,15 +27,25 @@ class TransformerModelCall:
         self.options = options
         self.build_layout = build_layout
         self.override = override
+        self._reached_once = False
+
+    # What nodes/patch_set.py removes when a later StyleAlignedPatch replaces this patch set.
+    attn1_patch = None
+
+    @property
+    def attention_override(self) -> SharedAttentionOverride:
+        return self.override
 
     def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options=None, **kwargs):
         transformer_options = dict(transformer_options or {})
         batch: BatchLayout = batch_layout(x.shape[0], transformer_options.get("cond_or_uncond"), self.options.reference_index)
         active = self.options.sigma_is_active(float(t.max()))
         layout = self.build_layout(executor.class_obj.diffusion_model, batch, active, x, c_crossattn, transformer_options, kwargs)
+        layout.owner = self.override
         transformer_options[CALL_LAYOUT_KEY] = layout
         output = executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
-        if active and self.override.sharing.shared_blocks and layout.reached_calls == 0:
+        self._reached_once = self._reached_once or layout.reached_calls > 0
+        if active and self.override.sharing.shared_blocks and not self._reached_once:
             raise StyleAlignedError(
                 f"{NODE_NAME}: the {self.override.family.name} model ran without reaching StyleAligned's attention "
                 f"override, so nothing was aligned. Another node after StyleAlignedPatch may have replaced the "

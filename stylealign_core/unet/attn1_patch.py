@@ -146,9 +146,23 @@ class SharedAttentionPatch:
             layout = self._layouts[key] = batch_layout(rows, cond_or_uncond, self.options.reference_index)
         return layout
 
+    def _replaced_by_another_node(self, extra_options: dict) -> bool:
+        call = self.runtime.current_call
+        block = extra_options.get("block")
+        return call is not None and block is not None and call.layer_replaced(block, extra_options.get("block_index", 0))
+
+    def __deepcopy__(self, memo):
+        # ModelPatcher.clone deep-copies model_options; this patch must keep sharing the runtime with the
+        # model-call wrapper (which the host copies by reference).
+        return self
+
     def __call__(self, q_in, k_in, v_in, extra_options):
         self.runtime.patch_calls += 1
-        if not self.layer_shares(extra_options) or not self._is_active(extra_options):
+        if (
+            not self.layer_shares(extra_options)
+            or not self._is_active(extra_options)
+            or self._replaced_by_another_node(extra_options)
+        ):
             return q_in, k_in, v_in
         layout = self._layout(k_in.shape[0], extra_options.get("cond_or_uncond"))
         if v_in.shape[0] != layout.rows:

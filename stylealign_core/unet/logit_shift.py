@@ -37,6 +37,10 @@ class ReferenceLogitShift:
             self._mask_cache[key] = mask
         return mask
 
+    def __deepcopy__(self, memo):
+        # ModelPatcher.clone deep-copies model_options; keep sharing the runtime with the other pieces.
+        return self
+
     def __call__(self, attention_fn, *args, **kwargs):
         pending = self.runtime.take_pending_shift()
         if pending is not None:

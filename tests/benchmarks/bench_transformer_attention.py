@@ -1,4 +1,4 @@
-"""Cost of the transformer route: one Flux forward of reference + 3 targets, patched vs unpatched, interleaved.
+"""Cost of the transformer route: one forward of reference + 3 targets (Flux, Qwen-Image, Z-Image), patched vs unpatched, interleaved.
 
     python tests/benchmarks/bench_transformer_attention.py                 # CUDA if available, else CPU
     python tests/benchmarks/bench_transformer_attention.py --device cpu --repeats 5
@@ -7,7 +7,9 @@
 The model is the host's own Flux class (comfy.supported_models.Flux -> model_base.Flux -> ldm.flux.Flux)
 with random weights: on CUDA the Flux.1-dev architecture (3072 wide, 24 heads, 19 double + 38 single
 blocks, T5 width 4096, guidance embedding) in bfloat16 at 1024x1024 (4096 image tokens, 512 text tokens);
-on the CPU the same layout with reduced widths and depth. One forward is one model call as the host's
+on the CPU the same layout with reduced widths and depth. Likewise Qwen-Image (60 joint blocks, 24 heads
+of 128, 256 text tokens) and Z-Image (NextDiT 3840 wide, 30 heads, 2+2 refiner and 30 main layers, 250
+caption tokens padded to 256), each with its family's default shared blocks. One forward is one model call as the host's
 sampler makes it at cfg 1 (Flux dev): one chunk of reference + 3 targets, through the APPLY_MODEL wrappers
 and the attention override the variant installs, under torch.inference_mode.
 
@@ -17,7 +19,7 @@ time / unpatched time of the same repetition):
     pack             StyleAlignedPatch's transformer route with its defaults (AlignedGen: single blocks,
                      AdaIN of image q/k before RoPE, reference image K shifted and x1.1, V appended,
                      reference rows and target rows as separate backend calls)
-    floor            the reference's image-token K/V appended to every row in the single blocks, one
+    floor            the reference's image-token K/V appended to every row in the shared blocks, one
                      backend call, nothing else: the extra attention the method cannot avoid
     straightforward  the pack's maths written plainly (CPU mode only by default): per-target loops, the
                      reference's statistics recomputed per target, one attention call with an additive
@@ -51,6 +53,23 @@ FLUX_DEV = {
 FLUX_CPU = dict(FLUX_DEV, context_in_dim=256, hidden_size=512, num_heads=4, depth=2, depth_single_blocks=4)
 
 
+# Qwen-Image (20B): 60 joint blocks of 24 heads x 128, Qwen2.5-VL text width 3584, centred RoPE ids.
+QWEN_IMAGE = {
+    "image_model": "qwen_image", "patch_size": 2, "in_channels": 64, "out_channels": 16, "num_layers": 60,
+    "attention_head_dim": 128, "num_attention_heads": 24, "joint_attention_dim": 3584, "axes_dims_rope": [16, 56, 56],
+}
+QWEN_IMAGE_CPU = dict(QWEN_IMAGE, num_layers=4, num_attention_heads=4, joint_attention_dim=256)
+# Z-Image (6B, as comfy/model_detection.py reads it): NextDiT 3840 wide, 30 heads, 30 main layers, 2+2
+# refiner layers, Qwen3-4B text width 2560, caption and image tokens padded to multiples of 32.
+Z_IMAGE = {
+    "image_model": "lumina2", "patch_size": 2, "in_channels": 16, "dim": 3840, "cap_feat_dim": 2560,
+    "n_layers": 30, "n_refiner_layers": 2, "n_heads": 30, "n_kv_heads": 30, "qk_norm": True,
+    "axes_dims": [32, 48, 48], "axes_lens": [1536, 512, 512], "rope_theta": 256.0, "ffn_dim_multiplier": 8.0 / 3.0,
+    "z_image_modulation": True, "time_scale": 1000.0, "pad_tokens_multiple": 32,
+}
+Z_IMAGE_CPU = dict(Z_IMAGE, dim=512, n_heads=4, n_kv_heads=4, n_layers=4, n_refiner_layers=1, cap_feat_dim=256)
+
+
 @dataclass(frozen=True)
 class Config:
     name: str
@@ -58,6 +77,7 @@ class Config:
     image_size: int  # pixels; latent = image_size / 8, image tokens = (latent / 2)^2
     text_tokens: int
     targets: int = 3
+    model_class: str = "Flux"  # in comfy.supported_models
 
 
 CONFIGS = {
@@ -65,9 +85,17 @@ CONFIGS = {
     for c in (
         Config("flux-dev-1024-ref3", FLUX_DEV, 1024, 512),
         Config("flux-cpu-384-ref3", FLUX_CPU, 384, 128),
+        Config("qwen-image-1024-ref3", QWEN_IMAGE, 1024, 256, model_class="QwenImage"),
+        Config("qwen-image-cpu-384-ref3", QWEN_IMAGE_CPU, 384, 64, model_class="QwenImage"),
+        # 250 caption tokens: padded to 256 by the model, as a real prompt would be.
+        Config("z-image-1024-ref3", Z_IMAGE, 1024, 250, model_class="ZImage"),
+        Config("z-image-cpu-384-ref3", Z_IMAGE_CPU, 384, 58, model_class="ZImage"),
     )
 }
-DEFAULT_CONFIGS = {"cuda": ["flux-dev-1024-ref3"], "cpu": ["flux-cpu-384-ref3"]}
+DEFAULT_CONFIGS = {
+    "cuda": ["flux-dev-1024-ref3", "qwen-image-1024-ref3", "z-image-1024-ref3"],
+    "cpu": ["flux-cpu-384-ref3", "qwen-image-cpu-384-ref3", "z-image-cpu-384-ref3"],
+}
 CHUNKS = [0]  # Flux dev samples at cfg 1: one cond chunk per call
 REFERENCE_INDEX = 0
 
@@ -88,7 +116,7 @@ def build_model(config: Config, device, dtype):
     import comfy.model_patcher
     import comfy.supported_models
 
-    model_config = comfy.supported_models.Flux(dict(config.dit))
+    model_config = getattr(comfy.supported_models, config.model_class)(dict(config.dit))
     model_config.set_inference_dtype(dtype, None)
     model = model_config.get_model({}, device=device)
     model.to(device)
@@ -101,66 +129,81 @@ def build_model(config: Config, device, dtype):
 
 # ---------------------------------------------------------------------------------------------- variants
 
-def image_range(transformer_options: dict):
-    core = sys.modules["stylealigned_bench_pack.stylealign_core.transformer"]
-    layout = transformer_options[core.CALL_LAYOUT_KEY]
-    return layout, layout.image_slice
+class BenchOverride:
+    """Base of the floor and straightforward variants: the pack's per-call layout (left by the layout_only
+    wrapper) says which calls are shared blocks (the family's default blocks) and where the image tokens
+    are; every other call goes to the backend unchanged."""
+
+    def __init__(self, family, shared_blocks, key_scale: float):
+        self.family, self.shared_blocks, self.key_scale = family, shared_blocks, key_scale
+
+    def __call__(self, backend, q, k, v, heads, *rest, **kwargs):
+        core = sys.modules["stylealigned_bench_pack.stylealign_core.transformer"]
+        options = kwargs.get("transformer_options") or {}
+        layout = options.get(core.CALL_LAYOUT_KEY)
+        if layout is None:
+            return backend(q, k, v, heads, *rest, **kwargs)
+        call_index = layout.attention_calls
+        layout.attention_calls += 1
+        if rest and rest[0] is not None or self.family.block_key(options, call_index) not in self.shared_blocks:
+            return backend(q, k, v, heads, *rest, **kwargs)
+        return self.shared(backend, q, k, v, heads, layout.for_call(call_index), kwargs)
 
 
-def floor_override(backend, q, k, v, heads, **kwargs):
-    """Single blocks: every row gets the reference's image-token K/V appended; one call, nothing else."""
-    import torch
+class FloorOverride(BenchOverride):
+    """Shared blocks: every row gets the reference's image-token K/V appended; one call, nothing else."""
 
-    options = kwargs.get("transformer_options") or {}
-    if options.get("block_type") != "single":
+    def shared(self, backend, q, k, v, heads, layout, kwargs):
+        import torch
+
+        image = layout.image_slice
+        images = layout.batch.images_per_chunk
+        reference = [chunk * images + REFERENCE_INDEX for chunk in range(layout.batch.chunks) for _ in range(images)]
+        k = torch.cat([k, k[reference][:, :, image]], dim=2)
+        v = torch.cat([v, v[reference][:, :, image]], dim=2)
         return backend(q, k, v, heads, **kwargs)
-    layout, image = image_range(options)
-    images = layout.batch.images_per_chunk
-    reference = [chunk * images + REFERENCE_INDEX for chunk in range(layout.batch.chunks) for _ in range(images)]
-    k = torch.cat([k, k[reference][:, :, image]], dim=2)
-    v = torch.cat([v, v[reference][:, :, image]], dim=2)
-    return backend(q, k, v, heads, **kwargs)
 
 
-def straightforward_override(backend, q, k, v, heads, **kwargs):
+class StraightforwardOverride(BenchOverride):
     """The pack's default maths written plainly, one attention call with a mask (AlignedGen's way)."""
-    import torch
 
-    options = kwargs.get("transformer_options") or {}
-    if options.get("block_type") != "single":
-        return backend(q, k, v, heads, **kwargs)
-    layout, image = image_range(options)
-    rotations, shift = layout.image_rotations, layout.shift_rotation
+    def shared(self, backend, q, k, v, heads, layout, kwargs):
+        import torch
 
-    def rot(x, r):
-        x0, x1 = x.float()[..., 0::2], x.float()[..., 1::2]
-        return torch.stack([r[..., 0, 0] * x0 + r[..., 0, 1] * x1, r[..., 1, 0] * x0 + r[..., 1, 1] * x1], -1).flatten(-2)
+        image = layout.image_slice
+        rotations, shift = layout.image_rotations, layout.shift_rotation
 
-    def adain(x, y, eps=1e-5):
-        mx, sx = x.mean(-2, keepdim=True), (x.var(-2, keepdim=True, correction=0) + eps).sqrt()
-        my, sy = y.mean(-2, keepdim=True), (y.var(-2, keepdim=True, correction=0) + eps).sqrt()
-        return (x - mx) / sx * sy + my
+        def rot(x, r):
+            if r is None:
+                return x.float()
+            x0, x1 = x.float()[..., 0::2], x.float()[..., 1::2]
+            return torch.stack([r[..., 0, 0] * x0 + r[..., 0, 1] * x1, r[..., 1, 0] * x0 + r[..., 1, 1] * x1], -1).flatten(-2)
 
-    images = layout.batch.images_per_chunk
-    q, k = q.clone(), k.clone()
-    unrotate = rotations.transpose(-1, -2)
-    appended_k, appended_v = [], []
-    for row in range(q.shape[0]):
-        ref = (row // images) * images + REFERENCE_INDEX
-        if row != ref:
-            for t in (q, k):
-                own = rot(t[row : row + 1, :, image], unrotate)
-                target = rot(t[ref : ref + 1, :, image], unrotate)
-                t[row : row + 1, :, image] = rot(adain(own, target), rotations).to(t.dtype)
-        appended_k.append((rot(k[ref : ref + 1, :, image], shift) * 1.1).to(k.dtype))
-        appended_v.append(v[ref : ref + 1, :, image])
-    tokens = k.shape[2]
-    k = torch.cat([k, torch.cat(appended_k)], dim=2)
-    v = torch.cat([v, torch.cat(appended_v)], dim=2)
-    mask = torch.zeros((q.shape[0], 1, 1, k.shape[2]), dtype=q.dtype, device=q.device)
-    for chunk in range(layout.batch.chunks):
-        mask[chunk * images + REFERENCE_INDEX, ..., tokens:] = float("-inf")
-    return backend(q, k, v, heads, **dict(kwargs, mask=mask))
+        def adain(x, y, eps=1e-5):
+            mx, sx = x.mean(-2, keepdim=True), (x.var(-2, keepdim=True, correction=0) + eps).sqrt()
+            my, sy = y.mean(-2, keepdim=True), (y.var(-2, keepdim=True, correction=0) + eps).sqrt()
+            return (x - mx) / sx * sy + my
+
+        images = layout.batch.images_per_chunk
+        q, k = q.clone(), k.clone()
+        unrotate = None if rotations is None else rotations.transpose(-1, -2)
+        appended_k, appended_v = [], []
+        for row in range(q.shape[0]):
+            ref = (row // images) * images + REFERENCE_INDEX
+            if row != ref:
+                for t in (q, k):
+                    own = rot(t[row : row + 1, :, image], unrotate)
+                    target = rot(t[ref : ref + 1, :, image], unrotate)
+                    t[row : row + 1, :, image] = rot(adain(own, target), rotations).to(t.dtype)
+            appended_k.append((rot(k[ref : ref + 1, :, image], shift) * self.key_scale).to(k.dtype))
+            appended_v.append(v[ref : ref + 1, :, image])
+        tokens = k.shape[2]
+        k = torch.cat([k, torch.cat(appended_k)], dim=2)
+        v = torch.cat([v, torch.cat(appended_v)], dim=2)
+        mask = torch.zeros((q.shape[0], 1, 1, k.shape[2]), dtype=q.dtype, device=q.device)
+        for chunk in range(layout.batch.chunks):
+            mask[chunk * images + REFERENCE_INDEX, ..., tokens:] = float("-inf")
+        return backend(q, k, v, heads, **dict(kwargs, mask=mask))
 
 
 @dataclass
@@ -181,8 +224,7 @@ def make_variants(patcher, names: list[str]) -> list[Variant]:
         shared_blocks=select_shared_blocks(family_host.family, family_host.block_counts(diffusion_model), "auto", 1.0),
         flags=share_flags(options), key_scale=family_host.family.default_key_scale, position_shift=True,
     )
-    patched = patcher.clone()
-    transformer_model.install_transformer_route(patched, family_host, options, sharing)
+    patched = transformer_model.install_transformer_route(patcher, family_host, options, sharing)
     pack_options = dict(patched.model_options["transformer_options"], wrappers=patched.wrappers)
 
     build_layout = family_host.call_layout(family_host.family)
@@ -206,7 +248,8 @@ def make_variants(patcher, names: list[str]) -> list[Variant]:
         elif name == "pack":
             variants.append(Variant(name, pack_options))
         elif name in ("floor", "straightforward"):
-            override = floor_override if name == "floor" else straightforward_override
+            override = (FloorOverride if name == "floor" else StraightforwardOverride)(
+                family_host.family, sharing.shared_blocks, sharing.key_scale)
             variants.append(Variant(name, {"wrappers": layout_wrappers, "optimized_attention_override": override}))
         else:
             raise SystemExit(f"unknown variant {name!r}")
@@ -226,13 +269,24 @@ def make_inputs(config: Config, device, dtype, seed: int = 1) -> Inputs:
     rows = len(CHUNKS) * (1 + config.targets)
     latent = config.image_size // 8
     generator = torch.Generator(device=device).manual_seed(seed)
-    x = torch.randn((rows, 16, latent, latent), generator=generator, device=device)
+    # Qwen-Image takes a Wan 2.1 latent with a time axis: (B, 16, 1, H, W).
+    shape = (rows, 16, 1, latent, latent) if config.model_class == "QwenImage" else (rows, 16, latent, latent)
+    x = torch.randn(shape, generator=generator, device=device)
     sigma = torch.full((rows,), 0.8, device=device)
-    c = {
-        "c_crossattn": torch.randn((rows, config.text_tokens, config.dit["context_in_dim"]), generator=generator, device=device, dtype=dtype),
-        "y": torch.randn((rows, config.dit["vec_in_dim"]), generator=generator, device=device, dtype=dtype),
-        "guidance": torch.full((rows,), 3.5, device=device),
-    }
+
+    def text(width):
+        return torch.randn((rows, config.text_tokens, width), generator=generator, device=device, dtype=dtype)
+
+    if config.model_class == "QwenImage":
+        c = {"c_crossattn": text(config.dit["joint_attention_dim"])}
+    elif config.model_class == "ZImage":
+        c = {"c_crossattn": text(config.dit["cap_feat_dim"]), "num_tokens": config.text_tokens}
+    else:
+        c = {
+            "c_crossattn": text(config.dit["context_in_dim"]),
+            "y": torch.randn((rows, config.dit["vec_in_dim"]), generator=generator, device=device, dtype=dtype),
+            "guidance": torch.full((rows,), 3.5, device=device),
+        }
     return Inputs(x, sigma, c)
 
 

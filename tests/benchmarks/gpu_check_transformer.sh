@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# One GPU run for issue 9: the transformer route on the Flux.1-dev architecture (random weights, bf16,
-# 1024^2, reference + 3, one forward): unpatched, the pack, the floor and the straightforward maths
-# (its output is compared with the pack's first), peak memory. ~3-5 minutes on an H100/H200.
+# One GPU run for issues 9 and 10: the transformer route on the Flux.1-dev, Qwen-Image and Z-Image
+# architectures (random weights, bf16, 1024^2, reference + 3, one forward): unpatched, the pack, the floor
+# (Flux also the straightforward maths, its output compared with the pack's first), peak memory.
+# ~8-10 minutes on an H100/H200.
 #
 #   bash tests/benchmarks/gpu_check_transformer.sh     # from the repository root
 #
@@ -16,5 +17,12 @@ command -v "$PY" >/dev/null 2>&1 || PY=python
 export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PYTHONWARNINGS=ignore
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm --format=csv 2>&1 | tee "$OUT/nvidia-smi.txt"
 timeout 540 "$PY" tests/benchmarks/bench_transformer_attention.py --device cuda --repeats 10 \
+    --configs flux-dev-1024-ref3 \
     --variants unpatched,pack,floor,straightforward --json "$OUT/bench.json" 2>&1 \
     | grep -v "torchaudio" | tee "$OUT/bench.log"
+# Issue 10: Qwen-Image (20B) and Z-Image (6B) at real sizes, one process each (~2-3 minutes each).
+for config in qwen-image-1024-ref3 z-image-1024-ref3; do
+    timeout 300 "$PY" tests/benchmarks/bench_transformer_attention.py --device cuda --repeats 10 \
+        --configs "$config" --variants unpatched,pack,floor --json "$OUT/bench-$config.json" 2>&1 \
+        | grep -v "torchaudio" | tee "$OUT/bench-$config.log"
+done

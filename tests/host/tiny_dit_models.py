@@ -219,11 +219,28 @@ Z_IMAGE_CONFIG = {
     "pad_tokens_multiple": 32,
 }
 
+# A video family the pack does not patch (for the node's error; built, never sampled).
+WAN21_CONFIG = {
+    "image_model": "wan2.1",
+    "model_type": "t2v",
+    "patch_size": (1, 2, 2),
+    "text_len": 8,
+    "in_dim": 16,
+    "dim": 32,
+    "ffn_dim": 64,
+    "freq_dim": 32,
+    "text_dim": 32,
+    "out_dim": 16,
+    "num_heads": 2,
+    "num_layers": 1,
+}
+
 TINY_DITS = {
     "flux": TinyDit("Flux", FLUX_CONFIG, 16, _flux_conditioning(32, 24)),
     "chroma": TinyDit("Chroma", CHROMA_CONFIG, 16, _flux_conditioning(32, None)),
     "flux2": TinyDit("Flux2", FLUX2_CONFIG, 128, _flux_conditioning(32, None)),
     "auraflow": TinyDit("AuraFlow", AURAFLOW_CONFIG, 4, _flux_conditioning(32, None)),
+    "wan21": TinyDit("WAN21_T2V", WAN21_CONFIG, 16, _plain_conditioning(32)),
     "qwen_image": TinyDit("QwenImage", QWEN_IMAGE_CONFIG, 16, _plain_conditioning(32)),
     "sd3": TinyDit("SD3", SD3_CONFIG, 16, _plain_conditioning(32, pooled_dim=24)),
     "hidream": TinyDit("HiDream", HIDREAM_CONFIG, 16, _plain_conditioning(32, pooled_dim=24, llama=(2, 5, 24))),

@@ -26,6 +26,7 @@ class HiDreamFamily(PlannedBlocksFamily):
     width_axis = 2
 
 
-def call_plan(double_blocks: int, single_blocks: int) -> tuple:
-    """(block key, image_start) per attention call: image first in every block."""
-    return tuple(((DOUBLE, i), 0) for i in range(double_blocks)) + tuple(((SINGLE, i), 0) for i in range(single_blocks))
+def call_plan(double_blocks: int, single_blocks: int, tokens: int) -> tuple:
+    """(block key, image_start, tokens) per attention call: image first in every block, the same length
+    everywhere ([image, T5, last Llama layer, this block's Llama layer])."""
+    return tuple(((DOUBLE, i), 0, tokens) for i in range(double_blocks)) + tuple(((SINGLE, i), 0, tokens) for i in range(single_blocks))

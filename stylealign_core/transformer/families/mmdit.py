@@ -36,11 +36,11 @@ class MMDiTFamily(PlannedBlocksFamily):
         return _split_heads(q, heads), _split_heads(k, heads), _split_heads(v, heads), heads
 
 
-def call_plan(x_block_self_attn: list[bool], context_tokens: int) -> tuple:
-    """(block key, image_start) per attention call: the joint call, then the image-only one (MMDiT-X)."""
+def call_plan(x_block_self_attn: list[bool], context_tokens: int, image_tokens: int) -> tuple:
+    """(block key, image_start, tokens) per attention call: the joint call, then the image-only one (MMDiT-X)."""
     plan = []
     for index, image_only in enumerate(x_block_self_attn):
-        plan.append(((JOINT, index), context_tokens))
+        plan.append(((JOINT, index), context_tokens, context_tokens + image_tokens))
         if image_only:
-            plan.append(((JOINT, index), 0))
+            plan.append(((JOINT, index), 0, image_tokens))
     return tuple(plan)

@@ -32,11 +32,11 @@ def padded(tokens: int, multiple) -> int:
     return tokens if not multiple else tokens + (-tokens) % multiple
 
 
-def call_plan(context_refiners: int, noise_refiners: int, main_layers: int, caption_tokens: int, multiple) -> tuple:
-    """The attention calls of one forward in order: (block key or None, image_start)."""
-    text_start = padded(caption_tokens, multiple)
+def call_plan(context_refiners: int, noise_refiners: int, main_layers: int, caption_tokens: int, image_tokens: int, multiple) -> tuple:
+    """The attention calls of one forward in order: (block key or None, image_start, tokens)."""
+    caption, image = padded(caption_tokens, multiple), padded(image_tokens, multiple)
     return (
-        tuple((None, 0) for _ in range(context_refiners))
-        + tuple(((NOISE_REFINER, i), 0) for i in range(noise_refiners))
-        + tuple(((MAIN, i), text_start) for i in range(main_layers))
+        tuple((None, 0, caption) for _ in range(context_refiners))
+        + tuple(((NOISE_REFINER, i), 0, image) for i in range(noise_refiners))
+        + tuple(((MAIN, i), caption, caption + image) for i in range(main_layers))
     )

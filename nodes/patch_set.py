@@ -1,0 +1,94 @@
+"""Install / remove "the StyleAligned patch set" on a ModelPatcher clone (host glue, one set per model).
+
+The set is: an optional attn1 patch, the model-call logic (as an APPLY_MODEL wrapper under one key, which
+the host chains with every other wrapper, so a node that later sets model_function_wrapper without chaining
+cannot drop it) and an optional attention override. A model that already carries a set (patched twice) has
+it removed first, so the later node's settings win; everyone else's patches, wrappers and overrides stay,
+in their order.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import comfy.patcher_extension
+
+from ..stylealign_core import StyleAlignedModelCall, replaced_attn1
+
+WRAPPER_KEY = "stylealigned"
+APPLY_MODEL = comfy.patcher_extension.WrappersMP.APPLY_MODEL
+
+
+class StyleAlignedApplyModel:
+    """APPLY_MODEL wrapper: adapts the host's wrapper signature to StyleAlignedModelCall.run, and
+    remembers the set's other pieces so that a later StyleAlignedPatch can take them off again."""
+
+    def __init__(self, model_call: StyleAlignedModelCall, attn1_patch=None, attention_override=None) -> None:
+        self.model_call = model_call
+        self.attn1_patch = attn1_patch
+        self.attention_override = attention_override
+
+    def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kwargs):
+        def call_unet(model_input):
+            return executor(model_input, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+
+        return self.model_call.run(
+            call_unet, x, t, transformer_options.get("cond_or_uncond"), replaced_attn1(transformer_options)
+        )
+
+
+def install_patch_set(
+    model,
+    model_call: Optional[StyleAlignedModelCall],
+    attn1_patch=None,
+    make_attention_override: Optional[Callable[[Optional[Callable]], Callable]] = None,
+    make_wrapper: Optional[Callable[[Optional[Callable]], Callable]] = None,
+):
+    """A clone of `model` carrying this StyleAligned patch set (and no earlier one). `model` is not changed.
+
+    make_attention_override(previous_override) -> override must chain the previous override (or call the
+    attention function when it is None). An override that a later node wrapped cannot be unwrapped on
+    removal: it must do nothing when its own model call is not running (runtime.current_call is None).
+    make_wrapper(override) -> the APPLY_MODEL wrapper, for a route with its own model-call logic (the
+    transformer route); it must carry `attn1_patch` and `attention_override` attributes as
+    StyleAlignedApplyModel does. Default: StyleAlignedApplyModel around model_call.
+    """
+    patched = model.clone()
+    remove_patch_set(patched)
+    if attn1_patch is not None:
+        patched.set_model_attn1_patch(attn1_patch)
+    override = None
+    if make_attention_override is not None:
+        transformer_options = patched.model_options.setdefault("transformer_options", {})
+        override = make_attention_override(transformer_options.get("optimized_attention_override"))
+        transformer_options["optimized_attention_override"] = override
+    wrapper = make_wrapper(override) if make_wrapper is not None else StyleAlignedApplyModel(model_call, attn1_patch, override)
+    patched.add_wrapper_with_key(APPLY_MODEL, WRAPPER_KEY, wrapper)
+    return patched
+
+
+def remove_patch_set(patched) -> None:
+    """Take any StyleAligned patch set off `patched`, which must be a clone this node owns."""
+    for wrapper in patched.get_wrappers(APPLY_MODEL, WRAPPER_KEY):
+        transformer_options = patched.model_options.get("transformer_options", {})
+        patches = transformer_options.get("patches", {})
+        if wrapper.attn1_patch is not None and "attn1_patch" in patches:
+            kept = [patch for patch in patches["attn1_patch"] if patch is not wrapper.attn1_patch]
+            patches = dict(patches)
+            if kept:
+                patches["attn1_patch"] = kept
+            else:
+                patches.pop("attn1_patch")
+            transformer_options["patches"] = patches
+        override = transformer_options.get("optimized_attention_override")
+        if wrapper.attention_override is not None and override is wrapper.attention_override:
+            previous = getattr(override, "previous_override", None)
+            if previous is None:
+                transformer_options.pop("optimized_attention_override")
+            else:
+                transformer_options["optimized_attention_override"] = previous
+    patched.remove_wrappers_with_key(APPLY_MODEL, WRAPPER_KEY)
+
+
+def has_patch_set(model) -> bool:
+    return bool(model.get_wrappers(APPLY_MODEL, WRAPPER_KEY))
