@@ -45,7 +45,6 @@ else:  # run as a script: import the helpers as the `host` package; tests/host i
 
 FORMAT_VERSION = 1
 
-# name in the model folder -> (folder, what)
 FLUX_UNET_NAME = f"stylealigned-tiny-flux1-dev-v{FORMAT_VERSION}.safetensors"
 QWEN_IMAGE_UNET_NAME = f"stylealigned-tiny-qwen-image-v{FORMAT_VERSION}.safetensors"
 Z_IMAGE_UNET_NAME = f"stylealigned-tiny-z-image-v{FORMAT_VERSION}.safetensors"
@@ -53,6 +52,7 @@ FLUX_VAE_NAME = f"stylealigned-random-flux-ae-v{FORMAT_VERSION}.safetensors"
 QWEN_IMAGE_VAE_NAME = f"stylealigned-tiny-wan21-vae-v{FORMAT_VERSION}.safetensors"
 CLIP_L_NAME = f"stylealigned-random-clip-l-v{FORMAT_VERSION}.safetensors"
 
+# file name -> the ComfyUI model folder it goes in
 FILES = {
     FLUX_UNET_NAME: "diffusion_models",
     QWEN_IMAGE_UNET_NAME: "diffusion_models",
@@ -78,7 +78,7 @@ FLUX_VAE_DDCONFIG = {"double_z": True, "z_channels": 16, "resolution": 256, "in_
 
 @dataclass(frozen=True)
 class TransformerFiles:
-    """Paths of the files by name; `folders` maps each name to its ComfyUI model folder."""
+    """Paths of the files by name (FILES gives each one's model folder)."""
     paths: dict
 
     def in_folder(self, folder: str) -> dict:
