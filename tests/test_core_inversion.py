@@ -118,6 +118,19 @@ def test_prompt_conditionings_stack_by_whole_repetition():
         stack_prompt_conditionings([(short, {"pooled_output": torch.ones(1, 3)}), (short, {"pooled_output": None})], "Node")
 
 
+def test_per_token_extras_follow_their_tokens():
+    """Z-Image's encoder gives an attention mask (1, T_i) per prompt: repeated like the tokens, then batched."""
+    short, long = torch.randn(1, 2, 8), torch.randn(1, 3, 8)
+    short_mask, long_mask = torch.tensor([[1, 0]]), torch.tensor([[1, 1, 0]])
+    cond, extras = stack_prompt_conditionings(
+        [(short, {"pooled_output": None, "attention_mask": short_mask}), (long, {"pooled_output": None, "attention_mask": long_mask})],
+        "Node")
+    assert cond.shape == (2, 6, 8) and extras["pooled_output"] is None
+    assert extras["attention_mask"].tolist() == [[1, 0, 1, 0, 1, 0], [1, 1, 0, 1, 1, 0]]
+    with pytest.raises(StyleAlignedError, match="'attention_mask' output differs"):  # not aligned with the tokens
+        stack_prompt_conditionings([(short, {"attention_mask": torch.ones(1, 5)}), (long, {"attention_mask": torch.ones(1, 4)})], "Node")
+
+
 def test_prompt_of_each_image_follows_the_host():
     assert prompt_of_each_image(3, 5) == [0, 1, 2, 0, 1]
     assert prompt_of_each_image(3, 2) == [0, 1]

@@ -7,7 +7,8 @@ each prompt's tokens whole, the way the host itself joins conditionings of diffe
 k times gives exactly the attention over it once. In joint attention (Flux-family transformers: text and
 image tokens in one softmax) repeated text tokens weigh more, as they do when the host itself batches such
 conditionings; Flux.1 pads its T5 tokens to 256, so prompts up to 256 T5 tokens have one length and are
-used exactly as encoded.
+used exactly as encoded. Per-token outputs of the encoder (the attention mask Qwen3/Qwen2.5-VL encoders give
+with Z-Image, shape (1, T_i)) follow their tokens: repeated the same way and batched.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def stack_prompt_conditionings(entries: list[tuple[torch.Tensor, dict]], node_na
             if any(value is None for value in values):
                 raise StyleAlignedError(f"{node_name}: the text encoder gave a pooled output for some prompts only.")
             extras[key] = torch.cat(values, dim=0)
+        elif all(_per_token(value, cond) for value, (cond, _) in zip(values, entries)):
+            extras[key] = torch.cat([value.repeat(1, common_length // value.shape[1]) for value in values], dim=0)
         elif all(_same(values[0], value) for value in values[1:]):
             extras[key] = values[0]
         else:
@@ -42,6 +45,11 @@ def stack_prompt_conditionings(entries: list[tuple[torch.Tensor, dict]], node_na
                 f"conditioning batch."
             )
     return torch.cat(conds, dim=0), extras
+
+
+def _per_token(value, cond: torch.Tensor) -> bool:
+    """A (1, tokens) tensor aligned with its prompt's (1, tokens, C) conditioning, e.g. an attention mask."""
+    return torch.is_tensor(value) and value.dim() == 2 and value.shape[0] == 1 and value.shape[1] == cond.shape[1]
 
 
 def _same(a, b) -> bool:

@@ -17,8 +17,10 @@ from host.api_workflows import SHIPPED_IMAGE_NAME, TEST_IMAGE_NAME, write_test_i
 from host.server import ComfyServer, comfy_server
 from host.tiny_checkpoint import TINY_CHECKPOINT_NAME, TINY_CONTROLNET_NAME, ensure_tiny_models
 from host.tiny_clip_vision_file import RANDOM_CLIP_VISION_NAME, ensure_random_clip_vision
+from host.tiny_transformer_files import TransformerFiles, ensure_transformer_files
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+STAND_IN_NODE_PACK = REPO_ROOT / "tests" / "host" / "standin_text_encoders"
 ARTIFACTS_DIR = REPO_ROOT / ".cache" / "artifacts"
 E2E_DIR = Path(__file__).resolve().parent
 
@@ -65,7 +67,7 @@ def comfy(tiny_models, random_clip_vision, tmp_path_factory, artifacts_dir) -> C
             base,
             checkpoints={TINY_CHECKPOINT_NAME: tiny_models.checkpoint},
             controlnets={TINY_CONTROLNET_NAME: tiny_models.controlnet},
-            clip_visions={RANDOM_CLIP_VISION_NAME: random_clip_vision},
+            models={"clip_vision": {RANDOM_CLIP_VISION_NAME: random_clip_vision}},
             inputs={TEST_IMAGE_NAME: image, SHIPPED_IMAGE_NAME: image},
         ) as server:
             yield server
@@ -86,3 +88,27 @@ def unique_prefix(request) -> str:
         name = request.node.name.replace("[", "_").replace("]", "").replace("/", "_").replace(".", "_")
         return f"e2e/{name}{'_' + tag if tag else ''}_{uuid.uuid4().hex[:8]}"
     return make
+
+
+@pytest.fixture(scope="session")
+def transformer_files() -> TransformerFiles:
+    """The Flux/Qwen-Image/Z-Image diffusion models, their VAEs and CLIP-L (built once into .cache/models/)."""
+    return ensure_transformer_files()
+
+
+@pytest.fixture(scope="session")
+def transformer_comfy(transformer_files, tmp_path_factory, artifacts_dir) -> ComfyServer:
+    """A second server for the transformer workflows (started only by the tests that use it): the files of
+    tests/host/tiny_transformer_files.py in models/diffusion_models, vae and text_encoders, and the test-only
+    stand-in text-encoder pack (tests/host/standin_text_encoders) in custom_nodes."""
+    base = tmp_path_factory.mktemp("comfy-transformer-base")
+    try:
+        with comfy_server(
+            base,
+            models={folder: transformer_files.in_folder(folder) for folder in ("diffusion_models", "vae", "text_encoders")},
+            custom_nodes={"test-standin-text-encoders": STAND_IN_NODE_PACK},
+        ) as server:
+            yield server
+    finally:
+        if (base / "server.log").is_file():
+            shutil.copyfile(base / "server.log", artifacts_dir / "e2e-transformer-server.log")

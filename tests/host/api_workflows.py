@@ -115,6 +115,45 @@ def adapt_for_tiny_models(
     return adapted
 
 
+# The test-only node (tests/host/standin_text_encoders) that stands in for the big text encoders' loaders.
+STAND_IN_TEXT_ENCODER = "StyleAlignedTestStandInTextEncoder"
+TEXT_ENCODER_LOADERS = ("DualCLIPLoader", "CLIPLoader")
+
+
+def adapt_for_transformer_stand_ins(
+    prompt: Prompt,
+    diffusion_model_name: str,
+    vae_name: str,
+    clip_l_name: str,
+    size: int = 64,
+    max_steps: int = 2,
+    filename_prefix: str | None = None,
+) -> Prompt:
+    """A copy of a transformer (DiT) workflow that runs on the stand-ins of tests/host/tiny_transformer_files.py:
+
+    - every UNETLoader `unet_name` -> `diffusion_model_name`, every VAELoader `vae_name` -> `vae_name`;
+    - each text-encoder loader (DualCLIPLoader, CLIPLoader) -> STAND_IN_TEXT_ENCODER under the same node id
+      (so every link stays), with the loader's `type`; a DualCLIPLoader's CLIP-L (`clip_name1`, Flux) is
+      `clip_l_name`, loaded for real; only the big encoder (T5-XXL, Qwen2.5-VL, Qwen3) is the stand-in;
+    - sizes, steps and SaveImage prefixes as adapt_for_tiny_models.
+    Everything else (model sampling, guidance, sampler settings, prompts, StyleAligned settings) is kept."""
+    adapted = adapt_for_tiny_models(prompt, checkpoint_name="", size=size, max_steps=max_steps, filename_prefix=filename_prefix)
+    for node_id, node in adapted.items():
+        inputs = node["inputs"]
+        if node["class_type"] == "UNETLoader":
+            inputs["unet_name"] = diffusion_model_name
+        elif node["class_type"] == "VAELoader":
+            inputs["vae_name"] = vae_name
+        elif node["class_type"] in TEXT_ENCODER_LOADERS:
+            loader_type = inputs["type"]
+            clip_name = clip_l_name if node["class_type"] == "DualCLIPLoader" else ""
+            if node["class_type"] == "DualCLIPLoader" and loader_type != "flux":
+                raise ValueError(f"node {node_id}: no stand-in for DualCLIPLoader type {loader_type}")
+            adapted[node_id] = {"class_type": STAND_IN_TEXT_ENCODER, "inputs": {"type": loader_type, "clip_name": clip_name},
+                                "_meta": {"title": f"stand-in for {node['class_type']} ({loader_type})"}}
+    return adapted
+
+
 def bypass(prompt: Prompt, node_ids: Iterable[str], object_info: dict | None = None) -> Prompt:
     """The prompt with `node_ids` bypassed, as the front end converts a bypassed node: removed, and every
     link from its output slot k rewired to its input k when that one has output k's type (ControlNetApply-

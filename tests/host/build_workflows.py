@@ -47,7 +47,8 @@ UUID_NAMESPACE = uuid.UUID("6f3c2a8e-5b1d-4e7a-9c4f-2d8b1a7e3f50")
 PATCH_DEFAULTS = {
     "reference_index": 0, "share_attention": True, "adain_queries": True, "adain_keys": True, "adain_values": False,
     "reference_strength": 1.0, "share_input_blocks": True, "share_middle_block": True, "share_output_blocks": True,
-    "shared_layer_fraction": 1.0, "start_percent": 0.0, "end_percent": 1.0,
+    "shared_layer_fraction": 1.0, "transformer_blocks": "auto", "shift_reference_positions": True,
+    "reference_key_scale": 0.0, "start_percent": 0.0, "end_percent": 1.0,
 }
 
 
@@ -291,6 +292,8 @@ def sd15_set_score() -> dict:
         (14, "heatmap", 15, "images"),
     ]
     return spec
+
+
 LARGE_SET_NOTE = """
 StyleAligned: a set larger than one batch
 
@@ -338,6 +341,179 @@ def sd15_large_set() -> dict:
             (8, "IMAGE", 9, "images"), (6, "set_chunks", 9, "set_chunks"), (9, "IMAGE", 10, "images"),
         ],
     }
+# ---- transformer (DiT) models: the loaders and sampler settings ComfyUI's own templates use -----------------
+
+TRANSFORMER_NOTE = """
+StyleAligned on {family}: a set of images in one shared style
+
+Download (as ComfyUI's own {family} template does):
+{downloads}
+
+What to choose:
+1. StyleAligned Prompt Batch: one image per line. Line 1 is the style reference (batch slot 0); every other line is a target that takes on the reference's style. "style" is added to every line (or put where {{prompt}} stands).{prompt_hint}
+2. Empty Latent: its batch_size is linked to the prompt batch, so the set has one image per line. {size_hint}
+3. StyleAligned: reference_index is the batch slot of the reference (0 = line 1). {defaults_hint}
+4. KSampler: {sampler_hint} The seed is fixed so the set is reproducible; change it for a new set.
+
+The reference image comes out exactly as without the StyleAligned node: bypass that node (Ctrl+B) to compare.
+"""
+
+
+def transformer_set(name: str, family: str, downloads: str, loaders: list[dict], model_nodes: list[dict],
+                    model_links: list[tuple], clip_source: tuple, size: int, size_hint: str, defaults_hint: str,
+                    prompts: str, style: str, negative: dict, guidance: dict | None, seed: int, steps: int, cfg: float,
+                    sampler: str, sampler_hint: str, prompt_hint: str = "") -> dict:
+    """Diffusion model, text encoder and VAE loaders → (model sampling) → StyleAlignedPatch → KSampler, prompts
+    from StyleAlignedPromptBatch whose batch_size drives EmptySD3LatentImage's batch_size. Node ids: 1–3 the
+    loaders' place, 10 the patch, 11 the prompt batch, 12 the negative, 13 guidance, 14 latent, 15 sampler,
+    16 decode, 17 save, 18 the note; model_nodes (e.g. ModelSamplingAuraFlow) sit between loader and patch."""
+    positive = (13, "CONDITIONING") if guidance else (11, "CONDITIONING")
+    nodes = [
+        *loaders,
+        *model_nodes,
+        node(10, "StyleAlignedPatch", (820, 40), (340, 420), **PATCH_DEFAULTS),
+        node(11, "StyleAlignedPromptBatch", (410, 470), (420, 270), "Prompts: one image per line, line 1 = reference",
+             prompts=prompts, style=style),
+        negative,
+        *([guidance] if guidance else []),
+        node(14, "EmptySD3LatentImage", (1200, 470), (320, 110), "Empty Latent (batch_size = prompt lines)",
+             width=size, height=size, batch_size=4),
+        node(15, "KSampler", (1200, 40), (320, 270), seed=seed, control_after_generate="fixed", steps=steps, cfg=cfg,
+             sampler_name=sampler, scheduler="simple", denoise=1.0),
+        node(16, "VAEDecode", (1560, 40), (210, 50)),
+        node(17, "SaveImage", (1560, 140), (560, 580), filename_prefix=f"StyleAligned/{name}"),
+        note(18, (40, 470), (340, 620), f"StyleAligned on {family}: what to set",
+             TRANSFORMER_NOTE.format(family=family, downloads=downloads.strip(), size_hint=size_hint,
+                                     defaults_hint=defaults_hint, sampler_hint=sampler_hint,
+                                     prompt_hint=prompt_hint and " " + prompt_hint)),
+    ]
+    links = [
+        *model_links,
+        (*clip_source, 11, "clip"),
+        (10, "MODEL", 15, "model"), (*positive, 15, "positive"), (12, "CONDITIONING", 15, "negative"),
+        (11, "batch_size", 14, "batch_size"), (14, "LATENT", 15, "latent_image"),
+        (15, "LATENT", 16, "samples"), (3, "VAE", 16, "vae"), (16, "IMAGE", 17, "images"),
+    ]
+    if guidance:
+        links.append((11, "CONDITIONING", 13, "conditioning"))
+    if negative["type"] == "ConditioningZeroOut":
+        links.append((11, "CONDITIONING", 12, "conditioning"))
+    else:  # a negative prompt of its own
+        links.append((*clip_source, 12, "clip"))
+    return {"nodes": nodes, "links": links}
+
+
+def _zero_negative() -> dict:
+    """The negative as ComfyUI's Flux and Z-Image templates make it: the prompts' conditioning zeroed."""
+    return node(12, "ConditioningZeroOut", (880, 520), (260, 30), "Negative (unused at cfg 1)")
+
+
+FLUX_DEV_UNET = "flux1-dev.safetensors"
+FLUX_CLIP_L = "clip_l.safetensors"
+FLUX_T5XXL = "t5xxl_fp16.safetensors"
+FLUX_VAE = "ae.safetensors"
+
+
+def flux_set() -> dict:
+    """Flux.1 dev as ComfyUI's template loads it (UNETLoader, DualCLIPLoader clip_l + t5xxl type flux, VAELoader
+    ae), FluxGuidance 3.5 on the prompts, cfg 1 (one chunk), euler/simple 20 steps, 1024²."""
+    return transformer_set(
+        "flux_set", "Flux.1 dev",
+        downloads=f"""
+- models/diffusion_models/{FLUX_DEV_UNET} (or an fp8 version: then set weight_dtype)
+- models/text_encoders/{FLUX_CLIP_L} and {FLUX_T5XXL} (or t5xxl_fp8_e4m3fn_scaled.safetensors)
+- models/vae/{FLUX_VAE}""",
+        loaders=[
+            node(1, "UNETLoader", (40, 40), (320, 90), unet_name=FLUX_DEV_UNET, weight_dtype="default"),
+            node(2, "DualCLIPLoader", (40, 180), (320, 140), clip_name1=FLUX_CLIP_L, clip_name2=FLUX_T5XXL, type="flux"),
+            node(3, "VAELoader", (40, 370), (320, 60), vae_name=FLUX_VAE),
+        ],
+        model_nodes=[], model_links=[(1, "MODEL", 10, "model")], clip_source=(2, "CLIP"),
+        size=1024, size_hint="1024×1024 is what AlignedGen (the published Flux method) used.",
+        defaults_hint="Its defaults on Flux are AlignedGen's (Zhang et al., NeurIPS 2025): the single-stream blocks share, "
+                      "the reference's keys sit at positions shifted by the image width and are scaled by 1.1 "
+                      "(reference_key_scale 0 = auto). Raise reference_key_scale to pull the style harder.",
+        prompts="a lighthouse on a rocky coast\na cottage in a forest\na sailing boat at sea\na windmill on a hill",
+        style="watercolor painting, soft pastel colors, paper texture",
+        negative=_zero_negative(),
+        guidance=node(13, "FluxGuidance", (880, 600), (260, 60), guidance=3.5),
+        seed=1234, steps=20, cfg=1.0, sampler="euler",
+        sampler_hint="Flux dev is guidance-distilled: keep cfg 1 and set the strength with FluxGuidance (3.5); "
+                     "euler / simple, 20 steps as ComfyUI's Flux dev template (AlignedGen used 30).")
+
+
+def _aura_flow_shift(shift: float) -> dict:
+    return node(4, "ModelSamplingAuraFlow", (410, 40), (320, 60), shift=shift)
+
+
+QWEN_IMAGE_UNET = "qwen_image_fp8_e4m3fn.safetensors"
+QWEN_IMAGE_TEXT_ENCODER = "qwen_2.5_vl_7b_fp8_scaled.safetensors"
+QWEN_IMAGE_VAE = "qwen_image_vae.safetensors"
+
+
+UNEVEN_PROMPTS_HINT = ("Keep the lines about equally long: this text encoder does not pad, and the prompt batch "
+                       "repeats each line's tokens up to a common length (as ComfyUI batches conditionings), which "
+                       "grows quickly when the token counts differ.")
+
+
+def qwen_image_set() -> dict:
+    """Qwen-Image as ComfyUI's template loads it (UNETLoader, CLIPLoader qwen_image, VAELoader qwen_image_vae),
+    ModelSamplingAuraFlow shift 3.1, 1328², euler/simple 20 steps, cfg 2.5 with an empty negative prompt."""
+    return transformer_set(
+        "qwen_image_set", "Qwen-Image",
+        downloads=f"""
+- models/diffusion_models/{QWEN_IMAGE_UNET}
+- models/text_encoders/{QWEN_IMAGE_TEXT_ENCODER}
+- models/vae/{QWEN_IMAGE_VAE}""",
+        loaders=[
+            node(1, "UNETLoader", (40, 40), (320, 90), unet_name=QWEN_IMAGE_UNET, weight_dtype="default"),
+            node(2, "CLIPLoader", (40, 180), (320, 110), clip_name=QWEN_IMAGE_TEXT_ENCODER, type="qwen_image"),
+            node(3, "VAELoader", (40, 340), (320, 60), vae_name=QWEN_IMAGE_VAE),
+        ],
+        model_nodes=[_aura_flow_shift(3.1)], model_links=[(1, "MODEL", 4, "model"), (4, "MODEL", 10, "model")],
+        clip_source=(2, "CLIP"),
+        size=1328, size_hint="1328×1328 is Qwen-Image's native size (the template's); 1024×1024 needs less memory.",
+        defaults_hint="No paper gives StyleAligned settings for Qwen-Image: the pack's defaults for it are its own "
+                      "choice, untested on real weights (see the README); tune transformer_blocks, "
+                      "shared_layer_fraction and reference_key_scale.",
+        prompts="a toy train\na toy car\na toy boat\na toy airplane",
+        style="in minimal origami style",
+        negative=node(12, "CLIPTextEncode", (880, 520), (300, 100), "Negative prompt", text=""),
+        guidance=None, seed=20240617, steps=20, cfg=2.5, sampler="euler", prompt_hint=UNEVEN_PROMPTS_HINT,
+        sampler_hint="euler / simple, 20 steps, cfg 2.5 as ComfyUI's Qwen-Image template; ModelSamplingAuraFlow "
+                     "shift 3.1 (raise it if images come out blurry or dark).")
+
+
+Z_IMAGE_UNET = "z_image_turbo_bf16.safetensors"
+Z_IMAGE_TEXT_ENCODER = "qwen_3_4b.safetensors"
+
+
+def z_image_set() -> dict:
+    """Z-Image Turbo as ComfyUI's template loads it (UNETLoader, CLIPLoader qwen_3_4b type lumina2, VAELoader
+    ae), ModelSamplingAuraFlow shift 3, 1024², res_multistep/simple 9 steps, cfg 1."""
+    return transformer_set(
+        "z_image_set", "Z-Image Turbo",
+        downloads=f"""
+- models/diffusion_models/{Z_IMAGE_UNET}
+- models/text_encoders/{Z_IMAGE_TEXT_ENCODER}
+- models/vae/{FLUX_VAE} (the Flux VAE)""",
+        loaders=[
+            node(1, "UNETLoader", (40, 40), (320, 90), unet_name=Z_IMAGE_UNET, weight_dtype="default"),
+            node(2, "CLIPLoader", (40, 180), (320, 110), clip_name=Z_IMAGE_TEXT_ENCODER, type="lumina2"),
+            node(3, "VAELoader", (40, 340), (320, 60), vae_name=FLUX_VAE),
+        ],
+        model_nodes=[_aura_flow_shift(3.0)], model_links=[(1, "MODEL", 4, "model"), (4, "MODEL", 10, "model")],
+        clip_source=(2, "CLIP"),
+        size=1024, size_hint="1024×1024 as ComfyUI's Z-Image Turbo template.",
+        defaults_hint="No paper gives StyleAligned settings for Z-Image: the pack's defaults for it are its own "
+                      "choice, untested on real weights (see the README); tune transformer_blocks, "
+                      "shared_layer_fraction and reference_key_scale.",
+        prompts="a fox in the snow\nan owl on a branch\na hare by a stream\na wolf on a hill",
+        style="linocut print, bold black lines, two-color",
+        negative=_zero_negative(),
+        guidance=None, seed=1234, steps=9, cfg=1.0, sampler="res_multistep", prompt_hint=UNEVEN_PROMPTS_HINT,
+        sampler_hint="Z-Image Turbo is distilled: res_multistep / simple, 9 steps, cfg 1 as ComfyUI's template "
+                     "(the negative is not used at cfg 1); ModelSamplingAuraFlow shift 3.")
 
 
 WORKFLOWS = {
@@ -347,6 +523,9 @@ WORKFLOWS = {
     "stylealigned_sd15_controlnet": sd15_controlnet,
     "stylealigned_sd15_set_score": sd15_set_score,
     "stylealigned_sd15_large_set": sd15_large_set,
+    "stylealigned_flux_set": flux_set,
+    "stylealigned_qwen_image_set": qwen_image_set,
+    "stylealigned_z_image_set": z_image_set,
 }
 
 

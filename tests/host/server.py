@@ -92,15 +92,22 @@ def prepare_base_directory(
     checkpoints: Mapping[str, Path] | None = None,
     controlnets: Mapping[str, Path] | None = None,
     inputs: Mapping[str, Path] | None = None,
-    clip_visions: Mapping[str, Path] | None = None,
+    models: Mapping[str, Mapping[str, Path]] | None = None,
+    custom_nodes: Mapping[str, Path] | None = None,
 ) -> Path:
-    """Lay out a ComfyUI base directory with this pack installed and the given files linked in by name."""
+    """Lay out a ComfyUI base directory with this pack installed and the given files linked in by name.
+
+    models: other model folders, {"diffusion_models": {name: path}, "vae": {...}, "text_encoders": {...}};
+    custom_nodes: further node packs (e.g. test-only ones), {folder name: package directory}."""
     base_dir = Path(base_dir).resolve()
     for sub in BASE_SUBDIRS:
         (base_dir / sub).mkdir(parents=True, exist_ok=True)
     _link(REPO_ROOT, base_dir / "custom_nodes" / PACK_DIR_NAME)
-    for folder, files in (("models/checkpoints", checkpoints), ("models/controlnet", controlnets),
-                          ("models/clip_vision", clip_visions), ("input", inputs)):
+    for name, path in (custom_nodes or {}).items():
+        _link(Path(path), base_dir / "custom_nodes" / name)
+    folders = [("models/checkpoints", checkpoints), ("models/controlnet", controlnets), ("input", inputs)]
+    folders += [(f"models/{folder}", files) for folder, files in (models or {}).items()]
+    for folder, files in folders:
         for name, path in (files or {}).items():
             _link(Path(path), base_dir / folder / name)
     return base_dir
@@ -357,17 +364,18 @@ def comfy_server(
     checkpoints: Mapping[str, Path] | None = None,
     controlnets: Mapping[str, Path] | None = None,
     inputs: Mapping[str, Path] | None = None,
+    models: Mapping[str, Mapping[str, Path]] | None = None,
+    custom_nodes: Mapping[str, Path] | None = None,
     log_path: Path | None = None,
     extra_args: tuple[str, ...] = (),
     startup_timeout: float = 180.0,
     keep_base_dir: bool = True,
     cpu: bool = True,
-    clip_visions: Mapping[str, Path] | None = None,
 ) -> Iterator[ComfyServer]:
     """Start a ComfyUI server with this pack for the duration of a `with` block (stopped in any case)."""
     made_temp = base_dir is None
     base = Path(tempfile.mkdtemp(prefix="comfy-stylealigned-")) if made_temp else Path(base_dir)
-    prepare_base_directory(base, checkpoints, controlnets, inputs, clip_visions)
+    prepare_base_directory(base, checkpoints, controlnets, inputs, models, custom_nodes)
     server = ComfyServer(base, log_path=log_path, extra_args=extra_args, cpu=cpu)
     try:
         for attempt in range(3):

@@ -1,0 +1,123 @@
+"""The shipped transformer workflows (Flux.1 dev, Qwen-Image, Z-Image Turbo) on the real ComfyUI server.
+
+Each `workflows/api/stylealigned_{flux,qwen_image,z_image}_set.json` runs through POST /prompt on a server of
+its own (the `transformer_comfy` fixture) with the graph as shipped — UNETLoader, VAELoader, the model
+sampling node (ModelSamplingAuraFlow), StyleAlignedPromptBatch, FluxGuidance / ConditioningZeroOut / the
+negative prompt, EmptySD3LatentImage with its batch size linked to the prompt batch, KSampler with the
+shipped sampler, scheduler, cfg and seed, StyleAlignedPatch with its defaults, VAEDecode, SaveImage — except
+for what cannot run here, which `host.api_workflows.adapt_for_transformer_stand_ins` substitutes:
+
+- the diffusion-model files: random-weight files that the host's own detection loads as Flux (guidance
+  embedding), Qwen-Image and Z-Image, with one block per block list; their widths are the real ones (the
+  detection fixes them) — tests/host/tiny_transformer_files.py;
+- the VAE files: the Flux VAE (`ae`, also Z-Image's) full size with random weights, the Qwen-Image VAE
+  (Wan 2.1 layout) at base width 16 instead of 96;
+- the text encoders T5-XXL, Qwen2.5-VL 7B and Qwen3 4B (billions of parameters, no weights downloadable):
+  the shipped DualCLIPLoader / CLIPLoader node is replaced, under the same node id, by the test-only node
+  StyleAlignedTestStandInTextEncoder (tests/host/standin_text_encoders, installed into this server's
+  custom_nodes only). It builds the CLIP object as the host does for that loader type (the host's tokenizer
+  and text-encoder classes, the template handling, Flux's 256-token T5 padding) with the big encoder
+  replaced by a tiny random one whose features are mapped to the real width, so the conditioning has the
+  real shapes (Flux (1, 256, 4096) + CLIP-L pooled (1, 768); Qwen-Image (1, T, 3584); Z-Image (1, T, 2560)
+  + attention mask). Flux's CLIP-L is the real full-size model (random weights) loaded from its file;
+- 64×64 latents instead of 1024²/1328², at most 2 steps, a fresh SaveImage prefix per run.
+
+Checked for each workflow: one saved 64×64 image per prompt line, the prompt batch's report; with
+StyleAlignedPatch the reference slot equals the same graph with the patch bypassed within 1/255 (compared
+on the decoded PNGs) and every target differs from it. The pictures are noise from random weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from host.api_workflows import (
+    API_WORKFLOWS_DIR, STAND_IN_TEXT_ENCODER, TEXT_ENCODER_LOADERS, adapt_for_transformer_stand_ins, bypass, load_prompt,
+    nodes_of)
+from host.tiny_transformer_files import (
+    CLIP_L_NAME, FLUX_UNET_NAME, FLUX_VAE_NAME, QWEN_IMAGE_UNET_NAME, QWEN_IMAGE_VAE_NAME, Z_IMAGE_UNET_NAME)
+from test_server import EXPECTED, PATCH, PROMPT_BATCH, assert_reference_unchanged, images_of, the_only
+
+SIZE = 64
+STEPS = 2
+RUN_TIMEOUT = 300
+
+
+@dataclass(frozen=True)
+class StandIns:
+    diffusion_model: str
+    vae: str
+    loader_type: str  # the shipped text-encoder loader's type
+
+
+TRANSFORMER_WORKFLOWS = {
+    "stylealigned_flux_set": StandIns(FLUX_UNET_NAME, FLUX_VAE_NAME, "flux"),
+    "stylealigned_qwen_image_set": StandIns(QWEN_IMAGE_UNET_NAME, QWEN_IMAGE_VAE_NAME, "qwen_image"),
+    "stylealigned_z_image_set": StandIns(Z_IMAGE_UNET_NAME, FLUX_VAE_NAME, "lumina2"),
+}
+NAMES = sorted(TRANSFORMER_WORKFLOWS)
+
+
+def adapted(name: str, prefix: str) -> dict:
+    stand_ins = TRANSFORMER_WORKFLOWS[name]
+    return adapt_for_transformer_stand_ins(load_prompt(API_WORKFLOWS_DIR / f"{name}.json"), stand_ins.diffusion_model,
+                                           stand_ins.vae, CLIP_L_NAME, size=SIZE, max_steps=STEPS, filename_prefix=prefix)
+
+
+@pytest.fixture(scope="module")
+def transformer_object_info(transformer_comfy) -> dict:
+    return transformer_comfy.object_info()
+
+
+def test_every_shipped_transformer_workflow_is_run_here():
+    """test_server.py skips the workflows it marks as transformer ones in favour of this file."""
+    assert sorted(name for name, expected in EXPECTED.items() if expected.transformer) == NAMES
+
+
+def test_adaptation_substitutes_only_the_stand_ins():
+    """The adapted graphs differ from the shipped ones only in the model files, the text-encoder loader, the
+    size, the steps and the save prefix."""
+    for name, stand_ins in TRANSFORMER_WORKFLOWS.items():
+        shipped = load_prompt(API_WORKFLOWS_DIR / f"{name}.json")
+        prompt = adapted(name, "prefix")
+        assert sorted(prompt) == sorted(shipped)
+        (loader,) = nodes_of(shipped, *TEXT_ENCODER_LOADERS)
+        assert prompt[loader]["class_type"] == STAND_IN_TEXT_ENCODER
+        assert prompt[loader]["inputs"] == {"type": stand_ins.loader_type,
+                                            "clip_name": CLIP_L_NAME if stand_ins.loader_type == "flux" else ""}
+        changed = {(nid, key) for nid in shipped if nid != loader for key in shipped[nid]["inputs"]
+                   if shipped[nid]["inputs"][key] != prompt[nid]["inputs"][key]}
+        allowed = {"unet_name", "vae_name", "width", "height", "steps", "filename_prefix"}
+        assert {key for _, key in changed} <= allowed, changed
+        assert prompt[the_only(prompt, "UNETLoader")]["inputs"]["unet_name"] == stand_ins.diffusion_model
+        assert prompt[the_only(prompt, "KSampler")]["inputs"]["steps"] == STEPS
+
+
+def test_stand_in_node_is_installed(transformer_object_info):
+    assert STAND_IN_TEXT_ENCODER in transformer_object_info
+    assert transformer_object_info[STAND_IN_TEXT_ENCODER]["python_module"] == "custom_nodes.test-standin-text-encoders"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_transformer_workflow_runs_and_reference_equals_bypassed(transformer_comfy, transformer_object_info, unique_prefix,
+                                                                 name):
+    """As shipped on the stand-ins: one 64×64 image per prompt line, the prompt batch's report of which image
+    gets which line; the reference slot equals the same graph with StyleAlignedPatch bypassed within 1/255,
+    every target differs from it. (Both runs back to back, so the server loads each model once.)"""
+    prompt = adapted(name, unique_prefix("patched"))
+    patch, save, batch = the_only(prompt, PATCH), the_only(prompt, "SaveImage"), the_only(prompt, PROMPT_BATCH)
+    bypassed_prompt = bypass(prompt, [patch], transformer_object_info)
+    bypassed_prompt[save]["inputs"]["filename_prefix"] = unique_prefix("bypassed")
+    bypassed_entry = transformer_comfy.run(bypassed_prompt, timeout=RUN_TIMEOUT)
+    entry = transformer_comfy.run(prompt, timeout=RUN_TIMEOUT)
+
+    lines = prompt[batch]["inputs"]["prompts"].strip().splitlines()
+    patched, bypassed = images_of(transformer_comfy, entry, save), images_of(transformer_comfy, bypassed_entry, save)
+    assert len(patched) == len(bypassed) == len(lines) == 4
+    assert [image.shape for image in patched + bypassed] == [(SIZE, SIZE, 3)] * 8
+    assert all(image.std() > 1 for image in patched + bypassed), "a flat image: nothing was decoded"
+    report = bypassed_entry["outputs"][batch]["text"][0].splitlines()  # the first run of the prompt batch
+    assert [line.split(":")[0] for line in report] == ["image 0 (reference)"] + [f"image {i} (target)" for i in range(1, 4)]
+    assert_reference_unchanged(patched, bypassed, prompt[patch]["inputs"]["reference_index"])
