@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io, ui
 
-from ..stylealign_core import StyleAlignedError, prompt_of_each_image, stack_prompt_conditionings
+from ..stylealign_core import StyleAlignedError, common_token_length, prompt_of_each_image, stack_prompt_conditionings
 from .text_encoding import encode_prompt
 
 NODE_ID = "StyleAlignedPromptBatch"
@@ -81,9 +81,17 @@ class StyleAlignedPromptBatch(io.ComfyNode):
                 f"{NODE_ID}: prompts is empty. Write one prompt per line; the first line is the reference image."
             )
         texts = [styled(line, style) for line in lines]
-        cond, extras = stack_prompt_conditionings([encode_prompt(clip, text, NODE_ID) for text in texts], NODE_ID)
+        encoded = [encode_prompt(clip, text, NODE_ID) for text in texts]
+        cond, extras = stack_prompt_conditionings(encoded, NODE_ID)
         image_count = len(texts) if latent is None else int(latent["samples"].shape[0])
         summary = describe_assignment(texts, image_count)
+        lengths = [entry_cond.shape[1] for entry_cond, _ in encoded]
+        common_length, exact = common_token_length(lengths)
+        if not exact:
+            summary = (
+                f"The prompts encode to {min(lengths)}..{max(lengths)} tokens; each was extended to {common_length} by "
+                f"repeating its own tokens (approximate: lines of about equal length are used exactly).\n" + summary
+            )
         if image_count != len(texts):
             verb = "repeats" if image_count > len(texts) else "cuts"
             summary = (

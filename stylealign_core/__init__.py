@@ -13,7 +13,7 @@ inputs, gathering the set back).
 
 from .maths.adain import VARIANCE_EPS, adain_affine, apply_affine, channel_stats
 from .batch_layout import BatchLayout, batch_layout
-from .prompts.conditioning_batch import prompt_of_each_image, stack_prompt_conditionings
+from .prompts.conditioning_batch import common_token_length, prompt_of_each_image, stack_prompt_conditionings
 from .errors import StyleAlignedError
 from .layer_selection import LayerKey, evenly_spread, select_shared_layers
 from .unet.logit_shift import ReferenceLogitShift
@@ -48,6 +48,7 @@ __all__ = [
     "apply_affine",
     "batch_layout",
     "channel_stats",
+    "common_token_length",
     "evenly_spread",
     "invert",
     "latent_rows",

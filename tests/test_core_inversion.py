@@ -14,6 +14,7 @@ from stylealign_core import (
     load_reference,
     prompt_of_each_image,
     save_reference,
+    common_token_length,
     stack_prompt_conditionings,
 )
 
@@ -129,6 +130,22 @@ def test_per_token_extras_follow_their_tokens():
     assert extras["attention_mask"].tolist() == [[1, 0, 1, 0, 1, 0], [1, 1, 0, 1, 1, 0]]
     with pytest.raises(StyleAlignedError, match="'attention_mask' output differs"):  # not aligned with the tokens
         stack_prompt_conditionings([(short, {"attention_mask": torch.ones(1, 5)}), (long, {"attention_mask": torch.ones(1, 4)})], "Node")
+
+
+def test_unpadded_prompts_of_unrelated_lengths_extend_cyclically_to_the_longest():
+    """Qwen-Image / Z-Image encoders do not pad: 25 and 26 tokens would need 650 by whole repetition. Past the
+    host's 4x limit every prompt is extended with its own tokens to the longest length instead."""
+    assert common_token_length([77, 154]) == (154, True)
+    assert common_token_length([2, 3]) == (6, True)
+    assert common_token_length([25, 26]) == (26, False)
+    short, long = torch.randn(1, 25, 8), torch.randn(1, 26, 8)
+    short_mask, long_mask = torch.arange(25).reshape(1, 25), torch.arange(26).reshape(1, 26) + 100
+    cond, extras = stack_prompt_conditionings(
+        [(short, {"attention_mask": short_mask}), (long, {"attention_mask": long_mask})], "Node")
+    assert cond.shape == (2, 26, 8)
+    assert torch.equal(cond[0, :25], short[0]) and torch.equal(cond[0, 25], short[0, 0]) and torch.equal(cond[1], long[0])
+    assert extras["attention_mask"][0].tolist() == list(range(25)) + [0]
+    assert extras["attention_mask"][1].tolist() == list(range(100, 126))
 
 
 def test_prompt_of_each_image_follows_the_host():

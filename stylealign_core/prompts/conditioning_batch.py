@@ -7,8 +7,12 @@ each prompt's tokens whole, the way the host itself joins conditionings of diffe
 k times gives exactly the attention over it once. In joint attention (Flux-family transformers: text and
 image tokens in one softmax) repeated text tokens weigh more, as they do when the host itself batches such
 conditionings; Flux.1 pads its T5 tokens to 256, so prompts up to 256 T5 tokens have one length and are
-used exactly as encoded. Per-token outputs of the encoder (the attention mask Qwen3/Qwen2.5-VL encoders give
-with Z-Image, shape (1, T_i)) follow their tokens: repeated the same way and batched.
+used exactly as encoded. Encoders that do not pad (Qwen2.5-VL for Qwen-Image, Qwen3 for Z-Image) give
+lengths whose least common multiple explodes (25 and 26 tokens: 650); beyond the host's own limit on whole
+repetition (4x, comfy/conds.py CONDCrossAttn.can_concat) every prompt is instead extended cyclically to the
+longest one (its tokens repeated and cut there): bounded cost, approximate, and the node says so.
+Per-token outputs of the encoder (the attention mask Qwen3/Qwen2.5-VL encoders give with Z-Image, shape
+(1, T_i)) follow their tokens: extended the same way and batched.
 """
 
 from __future__ import annotations
@@ -20,12 +24,30 @@ import torch
 from ..errors import StyleAlignedError
 
 
+# Whole repetition up to this factor of the longest prompt, as the host allows when it joins conditionings.
+MAX_REPEAT_FACTOR = 4
+
+
+def common_token_length(lengths: list[int]) -> tuple[int, bool]:
+    """(the token count every prompt is brought to, whether by whole repetition: exact in cross-attention)."""
+    whole = math.lcm(*lengths)
+    if whole <= MAX_REPEAT_FACTOR * max(lengths):
+        return whole, True
+    return max(lengths), False
+
+
+def _extend_tokens(tokens: torch.Tensor, length: int) -> torch.Tensor:
+    """tokens (1, T, ...) repeated along T and cut to `length` (whole repetition when T divides it)."""
+    repeats = -(-length // tokens.shape[1])
+    return tokens.repeat(1, repeats, *([1] * (tokens.dim() - 2)))[:, :length]
+
+
 def stack_prompt_conditionings(entries: list[tuple[torch.Tensor, dict]], node_name: str) -> tuple[torch.Tensor, dict]:
-    """[(cond (1, T_i, C), extras_i)] -> (cond (N, lcm(T), C), extras with batched pooled_output)."""
+    """[(cond (1, T_i, C), extras_i)] -> (cond (N, common_token_length(T), C), extras with batched pooled_output)."""
     if not entries:
         raise StyleAlignedError(f"{node_name}: no prompts to batch.")
-    common_length = math.lcm(*(cond.shape[1] for cond, _ in entries))
-    conds = [cond.repeat(1, common_length // cond.shape[1], 1) for cond, _ in entries]
+    common_length, _ = common_token_length([cond.shape[1] for cond, _ in entries])
+    conds = [_extend_tokens(cond, common_length) for cond, _ in entries]
     extras: dict = {}
     for key in entries[0][1]:
         values = [entry_extras.get(key) for _, entry_extras in entries]
@@ -36,7 +58,7 @@ def stack_prompt_conditionings(entries: list[tuple[torch.Tensor, dict]], node_na
                 raise StyleAlignedError(f"{node_name}: the text encoder gave a pooled output for some prompts only.")
             extras[key] = torch.cat(values, dim=0)
         elif all(_per_token(value, cond) for value, (cond, _) in zip(values, entries)):
-            extras[key] = torch.cat([value.repeat(1, common_length // value.shape[1]) for value in values], dim=0)
+            extras[key] = torch.cat([_extend_tokens(value, common_length) for value in values], dim=0)
         elif all(_same(values[0], value) for value in values[1:]):
             extras[key] = values[0]
         else:
