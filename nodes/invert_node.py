@@ -25,17 +25,19 @@ def _inversion_sampler(clean_model_latent: torch.Tensor, scaling, result: dict):
         extra_args = extra_args or {}
         ones = x.new_ones([x.shape[0]])
         clean = clean_model_latent.to(device=x.device, dtype=x.dtype)
+        ascending = inversion_sigmas(sigmas)
 
         def denoise(latent, sigma):
             return model(latent.to(x.dtype), ones * sigma, **extra_args)
 
         def on_step(step, total, latent, denoised):
             if callback is not None:
-                callback({"i": step - 1, "denoised": denoised, "x": latent, "sigma": sigmas[min(step, total)]})
+                callback({"i": step - 1, "denoised": denoised, "x": latent, "sigma": ascending[step]})
 
         result["sigmas"], result["noise"] = invert(denoise, clean, sigmas, scaling, on_step)
-        top = float(result["sigmas"][-1])
-        return scaling.mix(top, clean.float(), result["noise"][-1:].to(x.device)).to(x.dtype)
+        # The host un-scales what this returns at the schedule's last sigma (0): the clean latent is a
+        # finite answer for every model type (a flow model's un-scaling divides by 1 - sigma).
+        return clean
 
     return sample
 
@@ -86,13 +88,15 @@ class StyleAlignedInvertReference(io.ComfyNode):
             )
         positive = [list(encode_prompt(clip, prompt, NODE_ID))]
         model_sampling = model.get_model_object("model_sampling")
-        sigmas = inversion_sigmas(comfy.samplers.calculate_sigmas(model_sampling, scheduler, steps)).float()
+        # The schedule in the host's sampling order (descending, ending at 0); the sampler inverts along it
+        # ascending.
+        sigmas = comfy.samplers.calculate_sigmas(model_sampling, scheduler, steps).float()
         scaling = noise_scaling(model)
         result: dict = {}
         sampler = comfy.samplers.KSAMPLER(_inversion_sampler(to_model_latent(model, samples), scaling, result))
         comfy.sample.sample_custom(
             model, torch.zeros_like(samples), 1.0, sampler, sigmas, positive, positive, samples,
-            callback=latent_preview.prepare_callback(model, max(1, len(sigmas) - 1)),
+            callback=latent_preview.prepare_callback(model, max(1, len(inversion_sigmas(sigmas)) - 1)),
             disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=0,
         )
         reference = ReferenceTrajectory(

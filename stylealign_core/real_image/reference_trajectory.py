@@ -86,7 +86,7 @@ class HeldReference:
         reference latent and the sampled latents differ in size."""
         if tuple(x.shape[1:]) != tuple(self.clean_model_latent.shape[1:]):
             raise StyleAlignedError(
-                f"{NODE_NAME}: the reference latent is {_size(self.clean_model_latent.shape[1:])} but the sampled "
+                f"{NODE_NAME}: the reference latent (input reference) is {_size(self.clean_model_latent.shape[1:])} but the sampled "
                 f"latents are {_size(x.shape[1:])}. Encode the reference image at the size of the latent batch (or "
                 f"scale it), or make the empty latents the reference's size."
             )
