@@ -145,3 +145,24 @@ def test_batch_without_a_free_slot(model, kind, reference, image_latent, error_t
     with pytest.raises(error_type) as error:
         sample_from(style_aligned(model, reference=reference), kind, image_latent)
     assert "StyleAlignedPatch" in str(error.value) and "no slot is free" in str(error.value)
+
+
+def test_flux2_reference_slot_decodes_to_the_image(pack):
+    """Flux.2: 128-channel latent at patch 1, four RoPE axes; the same hold."""
+    load_host()
+    import comfy.sample
+
+    model = tiny_dit("flux2")
+    image_latent = dit_noise("flux2", 1, seed=23, size=4)
+    reference = invert(model, "flux2", image_latent)
+    assert reference.metadata["model_family"] == "Flux2/Flux2/FLUX"
+    latent = batch_with_reference(image_latent, 2)
+    noise = dit_noise("flux2", 3, seed=6, size=4)
+    positive, negative = dit_conditioning("flux2", seed=1), dit_conditioning("flux2", seed=2)
+
+    def run(patched):
+        return comfy.sample.sample(patched, noise, 4, 1.0, "euler", "normal", positive, negative, latent, seed=0, disable_pbar=True)
+
+    out, plain = run(style_aligned(model, reference=reference)), run(model)
+    assert max_diff(out[0], image_latent[0]) < REFERENCE_TOLERANCE and max_diff(plain[0], image_latent[0]) > 0.1
+    assert max_diff(out[1:], plain[1:]) > 1e-3
