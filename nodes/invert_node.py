@@ -69,12 +69,18 @@ class StyleAlignedInvertReference(io.ComfyNode):
                     "scheduler", options=list(comfy.samplers.SCHEDULER_NAMES), default="normal",
                     tooltip="The sigma schedule to invert along.",
                 ),
+                io.Conditioning.Input(
+                    "conditioning", optional=True,
+                    tooltip="Optional: the conditioning to invert with, used instead of encoding prompt with clip, "
+                    "e.g. CLIPTextEncode -> FluxGuidance for Flux.1 dev (without it Flux.1 inverts at the host's default "
+                    "guidance, 3.5). One prompt, not a batch.",
+                ),
             ],
             outputs=[StyleAlignedReference.Output(display_name="reference", tooltip="Connect to StyleAlignedPatch's reference input, or save it.")],
         )
 
     @classmethod
-    def execute(cls, model, clip, latent, prompt: str, steps: int, scheduler: str) -> io.NodeOutput:
+    def execute(cls, model, clip, latent, prompt: str, steps: int, scheduler: str, conditioning=None) -> io.NodeOutput:
         samples = latent["samples"]
         if samples.ndim != 4 or samples.shape[0] != 1:
             raise StyleAlignedError(
@@ -86,7 +92,7 @@ class StyleAlignedInvertReference(io.ComfyNode):
                 f"{NODE_ID}: model already carries StyleAlignedPatch; connect the model from before the patch "
                 f"(straight from the checkpoint loader or LoRA)."
             )
-        positive = [list(encode_prompt(clip, prompt, NODE_ID))]
+        positive = [list(encode_prompt(clip, prompt, NODE_ID))] if conditioning is None else _one_prompt(conditioning)
         model_sampling = model.get_model_object("model_sampling")
         # The schedule in the host's sampling order (descending, ending at 0); the sampler inverts along it
         # ascending.
@@ -103,6 +109,20 @@ class StyleAlignedInvertReference(io.ComfyNode):
             clean_latent=samples.detach().float().cpu(),
             sigmas=result["sigmas"].cpu(),
             noise=result["noise"].detach().float().cpu(),
-            metadata={"model_family": model_family(model), "prompt": prompt, "steps": str(steps), "scheduler": scheduler},
+            metadata={
+                "model_family": model_family(model),
+                "prompt": prompt if conditioning is None else "(the conditioning input)",
+                "steps": str(steps),
+                "scheduler": scheduler,
+            },
         )
         return io.NodeOutput(reference)
+
+
+def _one_prompt(conditioning) -> list:
+    if any(cond.shape[0] != 1 for cond, _ in conditioning):
+        raise StyleAlignedError(
+            f"{NODE_ID}: the conditioning input holds a batch of prompts; the inversion needs the one prompt that "
+            f"describes the image (CLIPTextEncode, optionally FluxGuidance), not a prompt batch."
+        )
+    return [[cond, dict(extras)] for cond, extras in conditioning]

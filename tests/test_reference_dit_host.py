@@ -166,3 +166,29 @@ def test_flux2_reference_slot_decodes_to_the_image(pack):
     out, plain = run(style_aligned(model, reference=reference)), run(model)
     assert max_diff(out[0], image_latent[0]) < REFERENCE_TOLERANCE and max_diff(plain[0], image_latent[0]) > 0.1
     assert max_diff(out[1:], plain[1:]) > 1e-3
+
+
+def test_inversion_takes_flux_guidance_through_the_conditioning_input(pack, image_latent, error_type):
+    """Flux.1 dev: CLIPTextEncode -> FluxGuidance into the invert node's conditioning input reaches the
+    model; without it the host's default guidance (3.5) is used."""
+    model, clip = tiny_dit("flux"), StandInT5Clip("flux")
+    encoded = host_node_class("CLIPTextEncode")().encode(clip, "a red toy")[0]
+    guidance = host_node_class("FluxGuidance")
+
+    def inverted_with(value):
+        return run_node(
+            "StyleAlignedInvertReference", model=model, clip=clip, latent={"samples": image_latent}, prompt="unused",
+            steps=4, conditioning=guidance.execute(encoded, value)[0],
+        )[0]
+
+    default = invert(model, "flux", image_latent, steps=4)
+    at_default, at_one = inverted_with(3.5), inverted_with(1.0)
+    assert torch.equal(at_default.noise, default.noise)
+    assert max_diff(at_one.noise, default.noise) > 1e-2
+    assert at_one.metadata["prompt"] == "(the conditioning input)"
+    with pytest.raises(error_type) as error:
+        run_node(
+            "StyleAlignedInvertReference", model=model, clip=clip, latent={"samples": image_latent}, steps=2,
+            conditioning=dit_conditioning("flux", batch=2),
+        )
+    assert "StyleAlignedInvertReference" in str(error.value) and "conditioning input" in str(error.value)
