@@ -82,7 +82,7 @@ class StyleAlignedInvertReference(io.ComfyNode):
     @classmethod
     def execute(cls, model, clip, latent, prompt: str, steps: int, scheduler: str, conditioning=None) -> io.NodeOutput:
         samples = latent["samples"]
-        if samples.ndim != 4 or samples.shape[0] != 1:
+        if samples.ndim not in (4, 5) or samples.shape[0] != 1:
             raise StyleAlignedError(
                 f"{NODE_ID}: latent holds {samples.shape[0]} images; invert one image at a time "
                 f"(pick one with 'Latent From Batch')."

@@ -104,6 +104,23 @@ def test_held_reference_holds_every_chunks_reference_rows_on_a_flow_model():
     with pytest.raises(StyleAlignedError, match="input reference"):
         held.hold_input(torch.randn(6, 2, 4, 4), row_sigmas, layout)
 
+
+def test_held_reference_on_a_video_shaped_latent():
+    """(1, C, T, H, W) latents (Qwen-Image, Wan): the same trajectory and hold, one time step here."""
+    from stylealign_core import BatchLayout
+
+    clean = torch.randn(1, 2, 1, 3, 3)
+    noise = torch.randn(2, 2, 1, 3, 3)
+    trajectory = ReferenceTrajectory(clean_latent=clean, sigmas=torch.tensor([0.5, 1.0], dtype=torch.float64), noise=noise)
+    held = HeldReference(trajectory, clean, FLOW_SCALING)
+    layout = BatchLayout(chunks=1, images_per_chunk=2, reference_index=0)
+    held_x = held.hold_input(torch.randn(2, 2, 1, 3, 3), torch.tensor([0.5]), layout)
+    torch.testing.assert_close(held_x[0], 0.5 * clean[0] + 0.5 * noise[0])
+    output = held.hold_output(torch.randn(2, 2, 1, 3, 3), layout)
+    assert torch.equal(output[0], clean[0])
+    with pytest.raises(StyleAlignedError, match="2 channels at 1x3x3"):
+        held.hold_input(torch.randn(2, 2, 3, 3), torch.tensor([0.5]), layout)
+
 @pytest.mark.parametrize(
     "bad",
     [

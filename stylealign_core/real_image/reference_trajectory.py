@@ -19,15 +19,18 @@ from .noise_scaling import NoiseScaling
 
 @dataclass
 class ReferenceTrajectory:
-    clean_latent: torch.Tensor  # (1, C, H, W) in the VAE's latent space (as VAEEncode gives it)
+    clean_latent: torch.Tensor  # (1, C, H, W), or (1, C, T, H, W) for video-shaped latents, in the VAE's latent space
     sigmas: torch.Tensor  # (n + 1,) ascending, float64
-    noise: torch.Tensor  # (n + 1, C, H, W) float32, the model-space noise at each sigma
+    noise: torch.Tensor  # (n + 1, C, ...) float32, the model-space noise at each sigma
     metadata: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.clean_latent.ndim != 4 or self.clean_latent.shape[0] != 1:
-            raise ValueError("the clean latent must be one image (1, C, H, W)")
-        if self.sigmas.ndim != 1 or self.sigmas.numel() < 1 or self.noise.ndim != 4 or self.noise.shape[0] != self.sigmas.shape[0]:
+        if self.clean_latent.ndim not in (4, 5) or self.clean_latent.shape[0] != 1:
+            raise ValueError("the clean latent must be one image (1, C, H, W) or (1, C, T, H, W)")
+        if (
+            self.sigmas.ndim != 1 or self.sigmas.numel() < 1 or self.noise.ndim != self.clean_latent.ndim
+            or self.noise.shape[0] != self.sigmas.shape[0]
+        ):
             raise ValueError("one noise tensor per sigma is required")
         if self.noise.shape[1:] != self.clean_latent.shape[1:]:
             raise ValueError("noise and clean latent shapes differ")
@@ -76,12 +79,12 @@ class HeldReference:
         return self._on_device[key]
 
     def input_at(self, sigma: float, like: torch.Tensor) -> torch.Tensor:
-        """(C, H, W) model input of the reference slot at `sigma`."""
+        """(C, ...) model input of the reference slot at `sigma`."""
         noise = self.trajectory.noise_at(sigma).to(device=like.device, dtype=torch.float32)
         return self.scaling.mix(sigma, self.clean_like(like).float(), noise).to(like.dtype)
 
     def hold_input(self, x: torch.Tensor, sigmas: torch.Tensor, layout: BatchLayout) -> torch.Tensor:
-        """A copy of the model call's input `x` (rows, C, H, W) whose reference rows are the trajectory at
+        """A copy of the model call's input `x` (rows, C, ...) whose reference rows are the trajectory at
         each row's sigma (`sigmas`: one per row, or one for all). Raises StyleAlignedError when the
         reference latent and the sampled latents differ in size."""
         if tuple(x.shape[1:]) != tuple(self.clean_model_latent.shape[1:]):
