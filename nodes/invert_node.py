@@ -25,17 +25,19 @@ def _inversion_sampler(clean_model_latent: torch.Tensor, scaling, result: dict):
         extra_args = extra_args or {}
         ones = x.new_ones([x.shape[0]])
         clean = clean_model_latent.to(device=x.device, dtype=x.dtype)
+        ascending = inversion_sigmas(sigmas)
 
         def denoise(latent, sigma):
             return model(latent.to(x.dtype), ones * sigma, **extra_args)
 
         def on_step(step, total, latent, denoised):
             if callback is not None:
-                callback({"i": step - 1, "denoised": denoised, "x": latent, "sigma": sigmas[min(step, total)]})
+                callback({"i": step - 1, "denoised": denoised, "x": latent, "sigma": ascending[step]})
 
         result["sigmas"], result["noise"] = invert(denoise, clean, sigmas, scaling, on_step)
-        top = float(result["sigmas"][-1])
-        return scaling.mix(top, clean.float(), result["noise"][-1:].to(x.device)).to(x.dtype)
+        # The host un-scales what this returns at the schedule's last sigma (0): the clean latent is a
+        # finite answer for every model type (a flow model's un-scaling divides by 1 - sigma).
+        return clean
 
     return sample
 
@@ -67,14 +69,20 @@ class StyleAlignedInvertReference(io.ComfyNode):
                     "scheduler", options=list(comfy.samplers.SCHEDULER_NAMES), default="normal",
                     tooltip="The sigma schedule to invert along.",
                 ),
+                io.Conditioning.Input(
+                    "conditioning", optional=True,
+                    tooltip="Optional: the conditioning to invert with, used instead of encoding prompt with clip, "
+                    "e.g. CLIPTextEncode -> FluxGuidance for Flux.1 dev (without it Flux.1 inverts at the host's default "
+                    "guidance, 3.5). One prompt, not a batch.",
+                ),
             ],
             outputs=[StyleAlignedReference.Output(display_name="reference", tooltip="Connect to StyleAlignedPatch's reference input, or save it.")],
         )
 
     @classmethod
-    def execute(cls, model, clip, latent, prompt: str, steps: int, scheduler: str) -> io.NodeOutput:
+    def execute(cls, model, clip, latent, prompt: str, steps: int, scheduler: str, conditioning=None) -> io.NodeOutput:
         samples = latent["samples"]
-        if samples.ndim != 4 or samples.shape[0] != 1:
+        if samples.ndim not in (4, 5) or samples.shape[0] != 1:
             raise StyleAlignedError(
                 f"{NODE_ID}: latent holds {samples.shape[0]} images; invert one image at a time "
                 f"(pick one with 'Latent From Batch')."
@@ -84,21 +92,37 @@ class StyleAlignedInvertReference(io.ComfyNode):
                 f"{NODE_ID}: model already carries StyleAlignedPatch; connect the model from before the patch "
                 f"(straight from the checkpoint loader or LoRA)."
             )
-        positive = [list(encode_prompt(clip, prompt, NODE_ID))]
+        positive = [list(encode_prompt(clip, prompt, NODE_ID))] if conditioning is None else _one_prompt(conditioning)
         model_sampling = model.get_model_object("model_sampling")
-        sigmas = inversion_sigmas(comfy.samplers.calculate_sigmas(model_sampling, scheduler, steps)).float()
+        # The schedule in the host's sampling order (descending, ending at 0); the sampler inverts along it
+        # ascending.
+        sigmas = comfy.samplers.calculate_sigmas(model_sampling, scheduler, steps).float()
         scaling = noise_scaling(model)
         result: dict = {}
         sampler = comfy.samplers.KSAMPLER(_inversion_sampler(to_model_latent(model, samples), scaling, result))
         comfy.sample.sample_custom(
             model, torch.zeros_like(samples), 1.0, sampler, sigmas, positive, positive, samples,
-            callback=latent_preview.prepare_callback(model, max(1, len(sigmas) - 1)),
+            callback=latent_preview.prepare_callback(model, max(1, len(inversion_sigmas(sigmas)) - 1)),
             disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=0,
         )
         reference = ReferenceTrajectory(
             clean_latent=samples.detach().float().cpu(),
             sigmas=result["sigmas"].cpu(),
             noise=result["noise"].detach().float().cpu(),
-            metadata={"model_family": model_family(model), "prompt": prompt, "steps": str(steps), "scheduler": scheduler},
+            metadata={
+                "model_family": model_family(model),
+                "prompt": prompt if conditioning is None else "(the conditioning input)",
+                "steps": str(steps),
+                "scheduler": scheduler,
+            },
         )
         return io.NodeOutput(reference)
+
+
+def _one_prompt(conditioning) -> list:
+    if any(cond.shape[0] != 1 for cond, _ in conditioning):
+        raise StyleAlignedError(
+            f"{NODE_ID}: the conditioning input holds a batch of prompts; the inversion needs the one prompt that "
+            f"describes the image (CLIPTextEncode, optionally FluxGuidance), not a prompt batch."
+        )
+    return [[cond, dict(extras)] for cond, extras in conditioning]

@@ -161,17 +161,14 @@ class StyleAlignedPatch(io.ComfyNode):
             sigma_end=percent_to_sigma(model, end_percent),
         )
         family_host = transformer_family_host(model, NODE_ID)
+        held_reference = None if reference is None else hold_reference(model, reference)
         if family_host is not None:
-            if reference is not None:
-                raise StyleAlignedError(
-                    f"{NODE_ID}: a real-image reference is not supported yet for {family_host.family.name} models; "
-                    f"disconnect the reference input and let the reference slot be generated."
-                )
             return io.NodeOutput(
-                patch_transformer(model, family_host, options, transformer_blocks, shift_reference_positions, reference_key_scale)
+                patch_transformer(
+                    model, family_host, options, transformer_blocks, shift_reference_positions, reference_key_scale, held_reference
+                )
             )
         shared_layers = select_shared_layers(self_attention_layers(model, NODE_ID), options)
-        held_reference = None if reference is None else hold_reference(model, reference)
         runtime = PatchRuntime()
         # The attention override applies reference_strength and re-tiles the keys for tiled queries (HyperTile).
         make_override = lambda previous: ReferenceLogitShift(runtime, previous)  # noqa: E731
@@ -185,7 +182,9 @@ class StyleAlignedPatch(io.ComfyNode):
         return io.NodeOutput(patched)
 
 
-def patch_transformer(model, family_host, options: StyleAlignedOptions, blocks: str, shift: bool, key_scale: float):
+def patch_transformer(
+    model, family_host, options: StyleAlignedOptions, blocks: str, shift: bool, key_scale: float, held_reference=None
+):
     family = family_host.family
     diffusion_model = model.get_model_object("diffusion_model")
     sharing = TransformerSharing(
@@ -195,7 +194,7 @@ def patch_transformer(model, family_host, options: StyleAlignedOptions, blocks: 
         position_shift=shift,
         logit_shift=options.logit_shift if options.needs_logit_shift and options.reference_strength > 0 else 0.0,
     )
-    return install_transformer_route(model, family_host, options, sharing)
+    return install_transformer_route(model, family_host, options, sharing, held_reference)
 
 
 def hold_reference(model, reference) -> HeldReference:

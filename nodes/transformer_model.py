@@ -13,7 +13,7 @@ from typing import Callable, Optional
 
 import torch
 
-from ..stylealign_core import BatchLayout, StyleAlignedError, StyleAlignedOptions
+from ..stylealign_core import BatchLayout, HeldReference, StyleAlignedError, StyleAlignedOptions
 from ..stylealign_core.transformer import CallLayout, FluxFamily, SharedAttentionOverride, TransformerFamily, TransformerSharing
 from ..stylealign_core.transformer.families.hidream import HiDreamFamily
 from ..stylealign_core.transformer.families.mmdit import MMDiTFamily
@@ -127,13 +127,17 @@ def transformer_family_host(model, node_name: str) -> Optional[FamilyHost]:
     return host
 
 
-def install_transformer_route(model, family_host: FamilyHost, options: StyleAlignedOptions, sharing: TransformerSharing):
+def install_transformer_route(
+    model, family_host: FamilyHost, options: StyleAlignedOptions, sharing: TransformerSharing,
+    held_reference: Optional[HeldReference] = None,
+):
     """A clone of `model` with the transformer route as its StyleAligned patch set (replacing any earlier
-    set): the attention override, chaining whatever override is there, and the per-call wrapper."""
+    set): the attention override, chaining whatever override is there, and the per-call wrapper (which
+    holds the reference slot on a real image's trajectory when held_reference is given)."""
     build_layout = family_host.call_layout(family_host.family)
     return install_patch_set(
         model,
         None,
         make_attention_override=lambda previous: SharedAttentionOverride(family_host.family, sharing, previous),
-        make_wrapper=lambda override: TransformerModelCall(options, build_layout, override),
+        make_wrapper=lambda override: TransformerModelCall(options, build_layout, override, held_reference),
     )

@@ -19,7 +19,7 @@ from typing import Callable, Optional
 
 import torch
 
-from .batch_layout import NODE_NAME, BatchLayout, batch_layout
+from .batch_layout import NODE_NAME, batch_layout
 from .errors import StyleAlignedError
 from .options import StyleAlignedOptions
 from .real_image.reference_trajectory import HeldReference
@@ -67,7 +67,7 @@ class StyleAlignedModelCall:
         # Checked here, before the UNet runs, so a bad batch is one clear error and not a traceback.
         layout = batch_layout(x.shape[0], cond_or_uncond, self.options.reference_index, self.held_reference is not None)
         if self.held_reference is not None:
-            x = self._hold_reference_input(x, timestep, layout)
+            x = self.held_reference.hold_input(x, timestep, layout)
         sigma = float(timestep.max())
         self.runtime.current_call = CallContext(
             active=self.options.sigma_is_active(sigma), replaced_layers=frozenset(replaced_layers)
@@ -85,36 +85,15 @@ class StyleAlignedModelCall:
                 f"have replaced the model's blocks. Bypass the node for this model."
             )
         if self.held_reference is not None:
-            output[layout.reference_rows()] = self.held_reference.clean_like(output)
+            output = self.held_reference.hold_output(output, layout)
         return output
 
     def __deepcopy__(self, memo):
         # ModelPatcher.clone deep-copies model_options; the patch pieces must keep sharing one runtime.
         return self
 
-    def _hold_reference_input(self, x: torch.Tensor, timestep: torch.Tensor, layout: BatchLayout) -> torch.Tensor:
-        held = self.held_reference
-        if tuple(x.shape[1:]) != tuple(held.clean_model_latent.shape[1:]):
-            raise StyleAlignedError(
-                f"{NODE_NAME}: the reference latent is {_size(held.clean_model_latent.shape[1:])} but the sampled latents "
-                f"are {_size(x.shape[1:])}. Encode the reference image at the size of the latent batch (or scale it), "
-                f"or make the empty latents the reference's size."
-            )
-        rows = layout.reference_rows()
-        x = x.clone()
-        row_sigmas = timestep.detach().float().cpu().reshape(-1)
-        if row_sigmas.numel() == 1:
-            row_sigmas = row_sigmas.expand(x.shape[0])
-        for row in rows:
-            x[row] = held.input_at(float(row_sigmas[row]), x)
-        return x
-
 
 def replaced_attn1(transformer_options: dict) -> frozenset:
     """The keys of the attn1 replace patches (another node's own self-attention) a model call carries."""
     return frozenset(transformer_options.get("patches_replace", {}).get("attn1", {}).keys())
 
-
-def _size(shape: torch.Size) -> str:
-    channels, *spatial = shape
-    return f"{channels} channels at " + "x".join(str(d) for d in spatial) + " (latent pixels)"

@@ -77,6 +77,51 @@ def test_trajectory_rebuilds_inverted_latents_and_interpolates():
     torch.testing.assert_close(held.input_at(4.0, clean), (clean * 2 + 4.0 * noise[2:3])[0])
 
 
+
+def test_held_reference_holds_every_chunks_reference_rows_on_a_flow_model():
+    """The hold both routes share: per-row sigmas, the reference slot of every chunk, nothing else."""
+    from stylealign_core import BatchLayout
+
+    clean = torch.randn(1, 2, 3, 3)
+    sigmas = torch.tensor([0.25, 0.5, 1.0], dtype=torch.float64)
+    noise = torch.randn(3, 2, 3, 3)
+    held = HeldReference(ReferenceTrajectory(clean_latent=clean, sigmas=sigmas, noise=noise), clean, FLOW_SCALING)
+    layout = BatchLayout(chunks=2, images_per_chunk=3, reference_index=1)
+    x = torch.randn(6, 2, 3, 3)
+    row_sigmas = torch.tensor([1.0, 1.0, 1.0, 0.5, 0.5, 0.5])
+    x_before = x.clone()
+    held_x = held.hold_input(x, row_sigmas, layout)
+    assert torch.equal(x, x_before)  # the sampler's own tensor is not changed
+    # Flow mixing written out: x = (1 - sigma) * clean + sigma * noise; sigma 1 is pure noise.
+    torch.testing.assert_close(held_x[1], noise[2])
+    torch.testing.assert_close(held_x[4], 0.5 * clean[0] + 0.5 * noise[1])
+    assert torch.equal(held_x[[0, 2, 3, 5]], x[[0, 2, 3, 5]]) and not torch.equal(held_x, x)
+    torch.testing.assert_close(held.hold_input(x, torch.tensor([0.5]), layout)[1], 0.5 * clean[0] + 0.5 * noise[1])
+    output = torch.randn(6, 2, 3, 3)
+    before = output.clone()
+    held.hold_output(output, layout)
+    assert torch.equal(output[1], clean[0]) and torch.equal(output[4], clean[0])
+    assert torch.equal(output[[0, 2, 3, 5]], before[[0, 2, 3, 5]])
+    with pytest.raises(StyleAlignedError, match="input reference"):
+        held.hold_input(torch.randn(6, 2, 4, 4), row_sigmas, layout)
+
+
+def test_held_reference_on_a_video_shaped_latent():
+    """(1, C, T, H, W) latents (Qwen-Image, Wan): the same trajectory and hold, one time step here."""
+    from stylealign_core import BatchLayout
+
+    clean = torch.randn(1, 2, 1, 3, 3)
+    noise = torch.randn(2, 2, 1, 3, 3)
+    trajectory = ReferenceTrajectory(clean_latent=clean, sigmas=torch.tensor([0.5, 1.0], dtype=torch.float64), noise=noise)
+    held = HeldReference(trajectory, clean, FLOW_SCALING)
+    layout = BatchLayout(chunks=1, images_per_chunk=2, reference_index=0)
+    held_x = held.hold_input(torch.randn(2, 2, 1, 3, 3), torch.tensor([0.5]), layout)
+    torch.testing.assert_close(held_x[0], 0.5 * clean[0] + 0.5 * noise[0])
+    output = held.hold_output(torch.randn(2, 2, 1, 3, 3), layout)
+    assert torch.equal(output[0], clean[0])
+    with pytest.raises(StyleAlignedError, match="2 channels at 1x3x3"):
+        held.hold_input(torch.randn(2, 2, 3, 3), torch.tensor([0.5]), layout)
+
 @pytest.mark.parametrize(
     "bad",
     [

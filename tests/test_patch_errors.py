@@ -49,9 +49,3 @@ def test_error_leaves_the_model_usable(model, error_type):
         run(style_aligned(model, reference_index=4), batch=2)
     assert torch.equal(run(model, batch=2), before)
 
-
-def test_real_image_reference_on_a_transformer_is_refused(error_type):
-    with pytest.raises(error_type) as error:
-        style_aligned(tiny_dit("flux"), reference=object())
-    message = str(error.value)
-    assert "StyleAlignedPatch" in message and "reference" in message and "Flux" in message

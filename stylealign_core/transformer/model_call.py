@@ -6,15 +6,18 @@ the attention override through a copy of transformer_options, and afterwards che
 was reached when it should have been: another node replacing the override without chaining must not
 silently give unaligned images. Only until the first call that reached it: step-caching packs (TeaCache,
 first-block caches) legitimately skip the blocks on some later steps.
+With a real-image reference it holds the reference slot on the inverted trajectory exactly as the UNet
+route does (HeldReference.hold_input / hold_output, shared by both routes).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 from ..batch_layout import NODE_NAME, BatchLayout, batch_layout
 from ..errors import StyleAlignedError
 from ..options import StyleAlignedOptions
+from ..real_image.reference_trajectory import HeldReference
 from .attention_override import SharedAttentionOverride
 from .call_layout import CALL_LAYOUT_KEY, CallLayout
 
@@ -23,10 +26,17 @@ LayoutBuilder = Callable[..., CallLayout]
 
 
 class TransformerModelCall:
-    def __init__(self, options: StyleAlignedOptions, build_layout: LayoutBuilder, override: SharedAttentionOverride):
+    def __init__(
+        self,
+        options: StyleAlignedOptions,
+        build_layout: LayoutBuilder,
+        override: SharedAttentionOverride,
+        held_reference: Optional[HeldReference] = None,
+    ):
         self.options = options
         self.build_layout = build_layout
         self.override = override
+        self.held_reference = held_reference
         self._reached_once = False
 
     # What nodes/patch_set.py removes when a later StyleAlignedPatch replaces this patch set.
@@ -38,7 +48,11 @@ class TransformerModelCall:
 
     def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options=None, **kwargs):
         transformer_options = dict(transformer_options or {})
-        batch: BatchLayout = batch_layout(x.shape[0], transformer_options.get("cond_or_uncond"), self.options.reference_index)
+        batch: BatchLayout = batch_layout(
+            x.shape[0], transformer_options.get("cond_or_uncond"), self.options.reference_index, self.held_reference is not None
+        )
+        if self.held_reference is not None:
+            x = self.held_reference.hold_input(x, t, batch)
         active = self.options.sigma_is_active(float(t.max()))
         layout = self.build_layout(executor.class_obj.diffusion_model, batch, active, x, c_crossattn, transformer_options, kwargs)
         layout.owner = self.override
@@ -51,4 +65,6 @@ class TransformerModelCall:
                 f"override, so nothing was aligned. Another node after StyleAlignedPatch may have replaced the "
                 f"attention override or the attention blocks; put StyleAlignedPatch last in the model chain."
             )
+        if self.held_reference is not None:
+            output = self.held_reference.hold_output(output, batch)
         return output
