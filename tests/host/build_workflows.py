@@ -451,9 +451,9 @@ QWEN_IMAGE_TEXT_ENCODER = "qwen_2.5_vl_7b_fp8_scaled.safetensors"
 QWEN_IMAGE_VAE = "qwen_image_vae.safetensors"
 
 
-UNEVEN_PROMPTS_HINT = ("Keep the lines about equally long: this text encoder does not pad, and the prompt batch "
-                       "repeats each line's tokens up to a common length (as ComfyUI batches conditionings), which "
-                       "grows quickly when the token counts differ.")
+UNEVEN_PROMPTS_HINT = ("Keep the lines about equally long: this text encoder does not pad, so the prompt batch "
+                       "brings the lines to a common length by repeating their own tokens, which is exact only "
+                       "for lines of about equal length (the node's text says when it approximated).")
 
 
 def qwen_image_set() -> dict:
