@@ -348,18 +348,21 @@ def synchronize(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_interleaved(patcher, variants, inputs, device, repeats: int, warmup: int) -> dict[str, list[float]]:
+def time_interleaved(patcher, variants, inputs, device, repeats: int, warmup: int, run: Optional[Callable] = None) -> dict[str, list[float]]:
+    """Milliseconds per forward of each variant, in rotating order (clock drift hits all alike).
+    run(patcher, variant, inputs) is one forward; default: this file's UNet forward."""
+    run = run or forward
     times = {v.name: [] for v in variants}
     for _ in range(warmup):
         for variant in variants:
-            forward(patcher, variant, inputs)
+            run(patcher, variant, inputs)
     synchronize(device)
     for repetition in range(repeats):
         shift = repetition % len(variants)
         for variant in variants[shift:] + variants[:shift]:
             synchronize(device)
             start = time.perf_counter()
-            forward(patcher, variant, inputs)
+            run(patcher, variant, inputs)
             synchronize(device)
             times[variant.name].append((time.perf_counter() - start) * 1000.0)
     return times

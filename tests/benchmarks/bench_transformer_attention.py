@@ -35,14 +35,13 @@ import argparse
 import json
 import statistics
 import sys
-import time
 import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_shared_attention import REPO_ROOT, load_comfy, randomise, synchronize  # noqa: E402
+from bench_shared_attention import REPO_ROOT, load_comfy, randomise, synchronize, time_interleaved  # noqa: E402
 
 FLUX_DEV = {
     "image_model": "flux", "guidance_embed": True, "in_channels": 16, "out_channels": 16, "patch_size": 2,
@@ -297,23 +296,6 @@ def forward(patcher, variant: Variant, inputs: Inputs):
     return patcher.model.apply_model(inputs.x, inputs.sigma, transformer_options=transformer_options, **inputs.c)
 
 
-def time_interleaved(patcher, variants, inputs, device, repeats: int, warmup: int) -> dict[str, list[float]]:
-    times = {v.name: [] for v in variants}
-    for _ in range(warmup):
-        for variant in variants:
-            forward(patcher, variant, inputs)
-    synchronize(device)
-    for repetition in range(repeats):
-        shift = repetition % len(variants)
-        for variant in variants[shift:] + variants[:shift]:
-            synchronize(device)
-            start = time.perf_counter()
-            forward(patcher, variant, inputs)
-            synchronize(device)
-            times[variant.name].append((time.perf_counter() - start) * 1000.0)
-    return times
-
-
 def peak_memory(run: Callable, device) -> dict:
     import torch
 
@@ -388,7 +370,7 @@ def main(argv=None) -> int:
                 effect = (pack_out[1:] - unpatched_out[1:]).abs().max().item()
                 print(f"  same maths: max |pack - straightforward| = {difference:.2e} (targets moved by {effect:.2e} "
                       f"from unpatched; reference moved by {(pack_out[0] - unpatched_out[0]).abs().max().item():.2e})", flush=True)
-            times = time_interleaved(patcher, variants, inputs, device, repeats, warmup)
+            times = time_interleaved(patcher, variants, inputs, device, repeats, warmup, run=forward)
             base = times["unpatched"] if "unpatched" in times else None
             for variant in variants:
                 row = {"config": name, "variant": variant.name, "median_ms": statistics.median(times[variant.name])}
