@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from ..stylealign_core import LayerKey, NoiseScaling, SharedAttentionPatch, StyleAlignedError
+from .family_names import supported_models_text
 
 # The block kinds, in execution order, under which ComfyUI's UNet tags transformer_options["block"].
 UNET_BLOCK_GROUPS = (("input", "input_blocks"), ("middle", "middle_block"), ("output", "output_blocks"))
@@ -27,8 +28,7 @@ def self_attention_layers(model, node_name: str) -> list[LayerKey]:
     if not all(hasattr(diffusion_model, attribute) for _, attribute in UNET_BLOCK_GROUPS):
         raise StyleAlignedError(
             f"{node_name}: the model ({type(diffusion_model).__name__}) is not a UNet with self-attention blocks that "
-            f"accept attn1 patches. StyleAligned works with SD1.x, SD2.x and SDXL UNets and with Flux.1, Flux.2 and "
-            f"Chroma transformers. Bypass the node for this model."
+            f"accept attn1 patches. StyleAligned works with {supported_models_text()}. Bypass the node for this model."
         )
     layers: list[LayerKey] = []
     middle = diffusion_model.middle_block

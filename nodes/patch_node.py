@@ -20,6 +20,7 @@ from ..stylealign_core.transformer.block_selection import BLOCK_CHOICES, select_
 from .patch_set import install_patch_set
 from .host_model import model_family, noise_scaling, percent_to_sigma, self_attention_layers, to_model_latent
 from .transformer_model import install_transformer_route, transformer_family_host
+from .family_names import default_blocks_text, default_key_scale_text, paper_models_text, supported_models_text
 from .reference_type import StyleAlignedReference
 
 NODE_ID = "StyleAlignedPatch"
@@ -37,17 +38,18 @@ class StyleAlignedPatch(io.ComfyNode):
                 "Makes every image of a latent batch share the style of one reference image of that batch "
                 "(Hertz et al., Style Aligned Image Generation via Shared Attention, CVPR 2024). Each target "
                 "image attends to the reference's self-attention tokens, with its queries and keys AdaIN-"
-                "normalised to the reference's statistics. The reference is generated unchanged. On Flux.1, "
-                "Flux.2 and Chroma it follows AlignedGen (Zhang et al., NeurIPS 2025): only the reference's image "
-                "tokens are shared, in the single-stream blocks, with their positions shifted beside the image."
+                "normalised to the reference's statistics. The reference is generated unchanged. "
+                f"Works with {supported_models_text()}. On {paper_models_text()} it follows AlignedGen (Zhang et "
+                "al., NeurIPS 2025): only the reference's image tokens are shared, in the single-stream blocks, "
+                "with their positions shifted beside the image; the other transformers share their image tokens alike, "
+                "with defaults of ours (see the tooltips)."
             ),
             # The transformer inputs are optional widgets: API-format graphs saved before them still validate
             # and run with the defaults (auto / on / auto).
             inputs=[
                 io.Model.Input(
                     "model",
-                    tooltip="The model to patch: a UNet (SD1.x, SD2.x, SDXL) or a Flux.1, Flux.2, Chroma, Qwen-Image, SD3 / SD3.5, "
-                    "HiDream, Lumina 2 or Z-Image transformer. The loaded model itself is not changed.",
+                    tooltip=f"The model to patch: one of the {supported_models_text()}. The loaded model itself is not changed.",
                 ),
                 io.Int.Input(
                     "reference_index", default=0, min=0, max=MAX_BATCH_SLOT,
@@ -84,11 +86,9 @@ class StyleAlignedPatch(io.ComfyNode):
                 ),
                 io.Combo.Input(
                     "transformer_blocks", options=list(BLOCK_CHOICES), default="auto", optional=True,
-                    tooltip="Transformers only (ignored for UNets): which blocks share. auto = the family's default: Flux/Chroma "
-                    "the single-stream blocks (AlignedGen's); ours, untested on real weights: Qwen-Image and SD3 every "
-                    "block, HiDream the single-stream blocks, Lumina 2 / Z-Image the main layers. double / single = "
-                    "only those blocks (a family without that kind shares all); all = every block (Lumina 2 / Z-Image: "
-                    "also the image noise refiner).",
+                    tooltip=f"Transformers only (ignored for UNets): which blocks share. auto = the family's default: "
+                    f"{default_blocks_text()}. double / single = only those blocks (a family without that kind shares "
+                    "all); all = every block, the image noise refiner included where a model has one.",
                 ),
                 io.Boolean.Input(
                     "shift_reference_positions", default=True, optional=True,
@@ -99,8 +99,7 @@ class StyleAlignedPatch(io.ComfyNode):
                 io.Float.Input(
                     "reference_key_scale", default=0.0, min=0.0, max=4.0, step=0.05, optional=True,
                     tooltip="Transformers only (ignored for UNets): multiplies the reference's shared keys (lambda). "
-                    "0 = auto, the family's default: Flux/Chroma 1.1 (AlignedGen's); ours, untested on real weights: "
-                    "Qwen-Image, HiDream, Lumina 2 / Z-Image 1.1, SD3 1.0. Above 1 pulls the style harder.",
+                    f"0 = auto, the family's default: {default_key_scale_text()}. Above 1 pulls the style harder.",
                 ),
                 io.Float.Input(
                     "start_percent", default=0.0, min=0.0, max=1.0, step=0.01,

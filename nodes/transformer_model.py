@@ -21,6 +21,7 @@ from ..stylealign_core.transformer.families.next_dit import NextDiTFamily
 from ..stylealign_core.transformer.families.qwen_image import QwenImageFamily
 from ..stylealign_core.transformer.model_call import TransformerModelCall
 from .dit_layouts import HiDreamCallLayout, MMDiTCallLayout, NextDiTCallLayout, QwenImageCallLayout
+from .family_names import supported_models_text
 from .patch_set import install_patch_set
 
 
@@ -120,9 +121,8 @@ def transformer_family_host(model, node_name: str) -> Optional[FamilyHost]:
     if host is None:
         family = f"{type(model.model).__name__} ({type(diffusion_model).__module__}.{type(diffusion_model).__name__})"
         raise StyleAlignedError(
-            f"{node_name}: the model family {family} is not supported. StyleAligned works with SD1.x, SD2.x and "
-            f"SDXL UNets and with Flux.1, Flux.2, Chroma, Qwen-Image, SD3 / SD3.5, HiDream, Lumina 2 and Z-Image "
-            f"transformers. Bypass the node for this model."
+            f"{node_name}: the model family {family} is not supported. StyleAligned works with "
+            f"{supported_models_text()}. Bypass the node for this model."
         )
     return host
 

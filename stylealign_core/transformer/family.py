@@ -18,13 +18,17 @@ BlockKey = tuple[str, int]  # (block group, index within the group), e.g. ("sing
 class TransformerFamily:
     """A family's token bookkeeping inside attention. Subclass it in families/<name>.py.
 
-    Class attributes: name (for messages); groups, the block groups in execution order (the node's
+    Class attributes: name (for messages); models, the model names users know the family by (the node's
+    description, tooltips, errors and pyproject's description list them; tests check that they do);
+    defaults_from, the paper the defaults come from ("" = ours, no paper); groups, the block groups in execution order (the node's
     transformer_blocks choice "double"/"single"/"all" and "auto" -> default_groups select among them);
     default_key_scale (lambda on the appended reference keys), used when the node says "auto". The
     position shift is the node's switch; a family without RoPE gives no shift rotation in its CallLayout.
     """
 
     name = "transformer"
+    models: tuple[str, ...] = ()
+    defaults_from = ""
     groups: tuple[str, ...] = ("all",)
     default_groups: tuple[str, ...] = ("all",)
     default_key_scale = 1.0

@@ -18,6 +18,8 @@ ALIGNEDGEN_KEY_SCALE = 1.1
 
 class FluxFamily(TransformerFamily):
     name = "Flux"
+    models = ("Flux.1", "Flux.2", "Chroma")
+    defaults_from = "AlignedGen"
     groups = ("double", "single")
     default_groups = ("single",)
     default_key_scale = ALIGNEDGEN_KEY_SCALE

@@ -20,6 +20,7 @@ SINGLE = "single"
 
 class HiDreamFamily(PlannedBlocksFamily):
     name = "HiDream"
+    models = ("HiDream",)
     groups = (DOUBLE, SINGLE)
     default_groups = (SINGLE,)
     default_key_scale = ALIGNEDGEN_KEY_SCALE

@@ -21,6 +21,7 @@ JOINT = "joint"
 
 class MMDiTFamily(PlannedBlocksFamily):
     name = "SD3 / SD3.5"
+    models = ("SD3", "SD3.5")
     groups = (JOINT,)
     default_groups = (JOINT,)
     default_key_scale = 1.0

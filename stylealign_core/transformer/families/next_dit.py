@@ -21,6 +21,7 @@ MAIN = "main"
 
 class NextDiTFamily(PlannedBlocksFamily):
     name = "Lumina 2 / Z-Image"
+    models = ("Lumina 2", "Z-Image")
     groups = (NOISE_REFINER, MAIN)
     default_groups = (MAIN,)
     default_key_scale = ALIGNEDGEN_KEY_SCALE

@@ -14,6 +14,8 @@ from .flux import ALIGNEDGEN_KEY_SCALE, FluxFamily
 
 class QwenImageFamily(FluxFamily):
     name = "Qwen-Image"
+    models = ("Qwen-Image",)
+    defaults_from = ""
     groups = ("double",)
     default_groups = ("double",)
     default_key_scale = ALIGNEDGEN_KEY_SCALE
