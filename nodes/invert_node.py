@@ -13,6 +13,7 @@ from ..stylealign_core import ReferenceTrajectory, StyleAlignedError, invert, in
 from .host_model import has_style_aligned_patch, model_family, noise_scaling, to_model_latent
 from .reference_type import StyleAlignedReference
 from .text_encoding import encode_prompt
+from .schema_features import search_words
 
 NODE_ID = "StyleAlignedInvertReference"
 
@@ -48,6 +49,7 @@ class StyleAlignedInvertReference(io.ComfyNode):
         return io.Schema(
             node_id=NODE_ID,
             display_name="StyleAligned Invert Reference Image",
+            **search_words("style from image", "image inversion", "ddim inversion", "real image style"),
             category="model_patches/style_aligned",
             description=(
                 "Inverts a real image (its latent from VAE Encode) into a noise trajectory with the model, "

@@ -22,17 +22,26 @@ from .host_model import model_family, noise_scaling, percent_to_sigma, self_atte
 from .transformer_model import install_transformer_route, transformer_family_host
 from .family_names import default_blocks_text, default_key_scale_text, paper_models_text, supported_models_text
 from .reference_type import StyleAlignedReference
+from .schema_features import search_words, with_advanced_inputs
 
 NODE_ID = "StyleAlignedPatch"
 MAX_BATCH_SLOT = 4095
+# Folded under "advanced" where the host can (ComfyUI 0.33): one route's inputs and the method's switches,
+# so a newcomer sees the model, the reference slot, its strength, the layer fraction and the schedule.
+ADVANCED_INPUTS = (
+    "share_attention", "adain_queries", "adain_keys", "adain_values",
+    "share_input_blocks", "share_middle_block", "share_output_blocks",
+    "transformer_blocks", "shift_reference_positions", "reference_key_scale",
+)
 
 
 class StyleAlignedPatch(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return with_advanced_inputs(io.Schema(
             node_id=NODE_ID,
             display_name="StyleAligned (shared attention)",
+            **search_words("style transfer", "style reference", "same style", "alignedgen"),
             category="model_patches/style_aligned",
             description=(
                 "Makes every image of a latent batch share the style of one reference image of that batch "
@@ -117,7 +126,7 @@ class StyleAlignedPatch(io.ComfyNode):
                 ),
             ],
             outputs=[io.Model.Output(tooltip="A patched copy of the model; connect it to the sampler.")],
-        )
+        ), *ADVANCED_INPUTS)
 
     @classmethod
     def execute(

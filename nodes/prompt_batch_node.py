@@ -6,6 +6,7 @@ from comfy_api.latest import io, ui
 
 from ..stylealign_core import StyleAlignedError, common_token_length, prompt_of_each_image, stack_prompt_conditionings
 from .text_encoding import encode_prompt
+from .schema_features import search_words
 
 NODE_ID = "StyleAlignedPromptBatch"
 PROMPT_PLACEHOLDER = "{prompt}"
@@ -38,6 +39,7 @@ class StyleAlignedPromptBatch(io.ComfyNode):
         return io.Schema(
             node_id=NODE_ID,
             display_name="StyleAligned Prompt Batch",
+            **search_words("prompt list", "multiple prompts", "one prompt per image", "prompt per line"),
             category="conditioning/style_aligned",
             description=(
                 "Encodes one prompt per line into a single conditioning whose batch gives image i the prompt of "

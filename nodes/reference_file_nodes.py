@@ -10,6 +10,7 @@ from comfy_api.latest import io, ui
 
 from ..stylealign_core import StyleAlignedError, load_reference, save_reference
 from .reference_type import StyleAlignedReference
+from .schema_features import search_words
 
 REFERENCE_FOLDER = "stylealign"
 REFERENCE_EXTENSION = ".safetensors"
@@ -37,6 +38,7 @@ class StyleAlignedSaveReference(io.ComfyNode):
         return io.Schema(
             node_id=SAVE_NODE_ID,
             display_name="StyleAligned Save Reference",
+            **search_words("save style", "style reference file"),
             category="model_patches/style_aligned",
             description="Writes a reference (from the invert node) as .safetensors under the output folder, to reuse or share.",
             inputs=[
@@ -65,6 +67,7 @@ class StyleAlignedLoadReference(io.ComfyNode):
         return io.Schema(
             node_id=LOAD_NODE_ID,
             display_name="StyleAligned Load Reference",
+            **search_words("load style", "style reference file"),
             category="model_patches/style_aligned",
             description="Loads a saved reference from models/stylealign or output/stylealign.",
             inputs=[

@@ -9,6 +9,7 @@ from __future__ import annotations
 from comfy_api.latest import io, ui
 
 from ..stylealign_core import ConditioningRows, StyleAlignedError, latent_rows, plan_chunks
+from .schema_features import search_words
 
 SPLIT_NODE_ID = "StyleAlignedSplitSet"
 GATHER_NODE_ID = "StyleAlignedGatherSet"
@@ -30,6 +31,7 @@ class StyleAlignedSplitSet(io.ComfyNode):
         return io.Schema(
             node_id=SPLIT_NODE_ID,
             display_name="StyleAligned Split Set into Batches",
+            **search_words("large set", "split batch", "low memory"),
             category="latent/style_aligned",
             description=(
                 "Samples a set larger than one batch a few images at a time: splits the set's latent and per-image "
@@ -92,6 +94,7 @@ class StyleAlignedGatherSet(io.ComfyNode):
         return io.Schema(
             node_id=GATHER_NODE_ID,
             display_name="StyleAligned Gather Set",
+            **search_words("large set", "gather batches", "join batches"),
             category="image/style_aligned",
             description=(
                 "Puts a set sampled in batches (StyleAligned Split Set into Batches) back together: one image batch "

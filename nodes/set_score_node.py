@@ -11,6 +11,7 @@ from ..stylealign_core.scoring.heatmap import Panel, heatmap_picture
 from ..stylealign_core.scoring.embedding_cache import EmbeddingCache
 from ..stylealign_core.scoring.similarity import SetScore, pooled_embeddings, score_set
 from .picture_text import picture_to_image
+from .schema_features import search_words
 
 NODE_ID = "StyleAlignedSetScore"
 MAX_BATCH_SLOT = 4095
@@ -87,6 +88,7 @@ class StyleAlignedSetScore(io.ComfyNode):
         return io.Schema(
             node_id=NODE_ID,
             display_name="StyleAligned Set Score",
+            **search_words("style consistency", "clip similarity", "dino score", "style metric"),
             category="image/style_aligned",
             is_output_node=True,
             description=(
