@@ -28,6 +28,7 @@ if __package__:
     from .api_workflows import API_WORKFLOWS_DIR, WORKFLOWS_DIR
     from .fetch_comfyui import comfyui_path
     from .frontend import FrontEnd, save_as_exported, write_api_twin
+    from .model_sources import with_sources_note
     from .server import comfy_server
 else:  # run as a script: import the helpers as the `host` package; tests/host itself must not shadow ComfyUI's modules
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
@@ -35,6 +36,7 @@ else:  # run as a script: import the helpers as the `host` package; tests/host i
     from host.api_workflows import API_WORKFLOWS_DIR, WORKFLOWS_DIR
     from host.fetch_comfyui import comfyui_path
     from host.frontend import FrontEnd, save_as_exported, write_api_twin
+    from host.model_sources import with_sources_note
     from host.server import comfy_server
 
 SD15_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
@@ -532,8 +534,9 @@ WORKFLOWS = {
 # ---- building -----------------------------------------------------------------------------------------------
 
 def build(page: FrontEnd, name: str, spec: dict) -> tuple[Path, Path]:
-    """Build `spec` in the page and write workflows/NAME.json (as the front end exports it) and its API twin."""
-    workflow = page.build_workflow(spec)
+    """Build `spec` in the page and write workflows/NAME.json (as the front end exports it) and its API twin.
+    The first note gets where each loaded file goes and where to get it (model_sources.py)."""
+    workflow = page.build_workflow(with_sources_note(spec))
     workflow["id"] = str(uuid.uuid5(UUID_NAMESPACE, name))  # stable from one build to the next
     ui_path = WORKFLOWS_DIR / f"{name}.json"
     result = save_as_exported(page, ui_path, workflow)
