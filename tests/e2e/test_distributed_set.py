@@ -78,52 +78,37 @@ def split_reports(server: ComfyServer) -> list[str]:
             if entry["prompt"][2].get(nid, {}).get("class_type") == SPLIT and output.get("text")]
 
 
-def test_set_across_master_and_worker_equals_the_set_on_one_server(cluster, unique_prefix):
-    master, worker = cluster
-    prompt = adapted(WORKFLOW, unique_prefix("distributed"))
-    split, save, assemble = the_only(prompt, SPLIT), the_only(prompt, "SaveImage"), the_only(prompt, ASSEMBLE)
-    assert prompt[split]["inputs"]["part_count"] == 2 and prompt[split]["inputs"]["images_per_batch"] == 3
-    value = prompt[split]["inputs"]["part_index"]
-    assert prompt[value[0]]["class_type"] == "DistributedValue"
-    assert all(node["class_type"] != "DistributedSeed" for node in prompt.values())
-
+@pytest.fixture(scope="module")
+def distributed_run(cluster, tmp_path_factory) -> dict:
+    """The shipped distributed workflow queued on the master with the worker enabled (run once)."""
+    master, _ = cluster
+    prompt = adapted(WORKFLOW, f"e2e/distributed_{time.time_ns()}")
     started = time.monotonic()
     answer = distributed.queue(master, prompt, [WORKER_ID])
     assert answer["worker_count"] == 1 and not answer.get("node_errors"), answer
     entry = master.wait(answer["prompt_id"], timeout=RUN_TIMEOUT)
-    distributed_s = time.monotonic() - started
-    across = images_of(master, entry, save)
-    assert [image.shape for image in across] == [(SIZE, SIZE, 3)] * 8
-    # The worker rendered part 1 (batches 3 and 4); the master part 0; the assembly took each once.
+    return {"prompt": prompt, "entry": entry, "seconds": time.monotonic() - started,
+            "images": images_of(master, entry, the_only(prompt, "SaveImage"))}
+
+
+def test_master_and_worker_each_render_their_part(cluster, distributed_run):
+    master, worker = cluster
+    prompt, entry = distributed_run["prompt"], distributed_run["entry"]
+    split, assemble = the_only(prompt, SPLIT), the_only(prompt, ASSEMBLE)
+    assert prompt[split]["inputs"]["part_count"] == 2 and prompt[split]["inputs"]["images_per_batch"] == 3
+    value = prompt[split]["inputs"]["part_index"]
+    assert prompt[value[0]]["class_type"] == "DistributedValue"
+    assert all(node["class_type"] != "DistributedSeed" for node in prompt.values())
+    assert [image.shape for image in distributed_run["images"]] == [(SIZE, SIZE, 3)] * 8
+    # The worker rendered part 1 (batches 3 and 4), the master part 0; the assembly took each image once.
     assert any(report.startswith("part 1 of parts 0..1: batches 3..4 of 4") for report in split_reports(worker))
     assert entry["outputs"][split]["text"][0].splitlines()[0] == "part 0 of parts 0..1: batches 1..2 of 4"
     report = entry["outputs"][assemble]["text"][0].splitlines()
     assert report[:2] == ["part 0: images 0, 1, 2, 3, 4", "part 1: images 0, 5, 6, 7"], report
     assert report[2].startswith("references agree")
 
-    one_batch_prompt = adapted(LARGE_SET, unique_prefix("one_batch"))
-    one_batch_prompt[the_only(one_batch_prompt, SPLIT)]["inputs"]["images_per_batch"] = 0
-    one_batch_save = the_only(one_batch_prompt, "SaveImage")
-    one_batch = images_of(master, master.run(one_batch_prompt, timeout=RUN_TIMEOUT), one_batch_save)
 
-    large_set_prompt = adapted(LARGE_SET, unique_prefix("large_set"))
-    started = time.monotonic()
-    large_set = images_of(master, master.run(large_set_prompt, timeout=RUN_TIMEOUT), one_batch_save)
-    one_server_s = time.monotonic() - started
-
-    to_one_batch = [max_abs_diff(a, b) for a, b in zip(across, one_batch)]
-    to_large_set = [max_abs_diff(a, b) for a, b in zip(across, large_set)]
-    print(f"\nmax |master+worker - one batch| per image (of 255): {to_one_batch}"
-          f"\nmax |master+worker - large set on one server| per image (of 255): {to_large_set}"
-          f"\nwall time: master + 1 worker {distributed_s:.1f} s (queue to saved), one server {one_server_s:.1f} s "
-          f"(both CPU servers share this machine's cores)")
-    assert len(one_batch) == len(large_set) == 8
-    assert max(to_one_batch) <= 1 and max(to_large_set) <= 1
-    # The set is style-aligned, not 8 copies: the targets differ from each other and from the reference.
-    assert min(max_abs_diff(across[0], image) for image in across[1:]) > 1
-
-
-def test_worker_down_fails_naming_the_missing_part_and_saves_nothing(cluster, unique_prefix):
+def test_worker_down_fails_naming_the_missing_part_and_saves_nothing(cluster, distributed_run, unique_prefix):
     master, worker = cluster
     worker.stop()
     prefix = unique_prefix("worker_down")
@@ -139,3 +124,28 @@ def test_worker_down_fails_naming_the_missing_part_and_saves_nothing(cluster, un
     saved = list((master.base_dir / "output").rglob(f"{prefix.rsplit('/', 1)[-1]}*"))
     assert saved == [], f"files saved for a run that failed: {saved}"
     assert master.alive()
+
+
+def test_set_across_master_and_worker_equals_the_set_on_one_server(cluster, distributed_run, unique_prefix):
+    master, _ = cluster
+    across = distributed_run["images"]
+    one_batch_prompt = adapted(LARGE_SET, unique_prefix("one_batch"))
+    one_batch_prompt[the_only(one_batch_prompt, SPLIT)]["inputs"]["images_per_batch"] = 0
+    save = the_only(one_batch_prompt, "SaveImage")
+    one_batch = images_of(master, master.run(one_batch_prompt, timeout=RUN_TIMEOUT), save)
+
+    large_set_prompt = adapted(LARGE_SET, unique_prefix("large_set"))
+    started = time.monotonic()
+    large_set = images_of(master, master.run(large_set_prompt, timeout=RUN_TIMEOUT), save)
+    one_server_s = time.monotonic() - started
+
+    to_one_batch = [max_abs_diff(a, b) for a, b in zip(across, one_batch)]
+    to_large_set = [max_abs_diff(a, b) for a, b in zip(across, large_set)]
+    print(f"\nmax |master+worker - one batch| per image (of 255): {to_one_batch}"
+          f"\nmax |master+worker - large set on one server| per image (of 255): {to_large_set}"
+          f"\nwall time: master + 1 worker {distributed_run['seconds']:.1f} s (queue to saved), one server "
+          f"{one_server_s:.1f} s (both CPU servers share this machine's cores; see tests/benchmarks for figures)")
+    assert len(one_batch) == len(large_set) == 8
+    assert max(to_one_batch) <= 1 and max(to_large_set) <= 1
+    # The set is style-aligned, not 8 copies: the targets differ from each other and from the reference.
+    assert min(max_abs_diff(across[0], image) for image in across[1:]) > 1
