@@ -52,10 +52,14 @@ def cluster(tiny_models, tmp_path_factory, artifacts_dir):
 
     threads = [threading.Thread(target=start, args=(server,)) for server in servers]
     try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        # One torch thread each: the two servers share this machine's cores instead of fighting over them.
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("OMP_NUM_THREADS", "1")
+            patch.setenv("MKL_NUM_THREADS", "1")
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
         if errors:
             raise errors[0]
         master, worker = servers
