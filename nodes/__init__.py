@@ -11,7 +11,7 @@ from .patch_node import StyleAlignedPatch
 from .prompt_batch_node import StyleAlignedPromptBatch
 from .reference_file_nodes import StyleAlignedLoadReference, StyleAlignedSaveReference, register_reference_folder
 from .set_score_node import StyleAlignedSetScore
-from .set_chunk_nodes import StyleAlignedGatherSet, StyleAlignedSplitSet
+from .set_chunk_nodes import StyleAlignedAssembleSet, StyleAlignedGatherPart, StyleAlignedGatherSet, StyleAlignedSplitSet
 
 
 class StyleAlignedExtension(ComfyExtension):
@@ -26,6 +26,8 @@ class StyleAlignedExtension(ComfyExtension):
             StyleAlignedSetScore,
             StyleAlignedSplitSet,
             StyleAlignedGatherSet,
+            StyleAlignedGatherPart,
+            StyleAlignedAssembleSet,
         ]
 
 

@@ -8,7 +8,7 @@ layout, one small module per family layout under transformer/families/). maths/ 
 share (AdaIN statistics, the fused pass).
 A real image as reference: real_image/ (inversion with noise_scaling -> reference_trajectory -> reference_file).
 Per-image prompts: prompts/conditioning_batch. Sets larger than one batch: sets/ (chunk plan, each chunk's
-inputs, gathering the set back).
+inputs, gathering the set back; a set shared by several participants in tagged parts).
 """
 
 from .maths.adain import VARIANCE_EPS, adain_affine, apply_affine, channel_stats
@@ -24,10 +24,20 @@ from .options import StyleAlignedOptions
 from .real_image.reference_file import load_reference, save_reference
 from .real_image.reference_trajectory import HeldReference, ReferenceTrajectory
 from .runtime import CallContext, PatchRuntime
-from .sets import WHOLE_SET, ConditioningRows, SetChunks, latent_rows, plan_chunks
+from .sets import (
+    DEFAULT_REFERENCE_TOLERANCE, WHOLE_SET, AssembledSet, ConditioningRows, PartTag, SetChunks, assemble_parts,
+    decode_tag, encode_tag, latent_rows, part_chunk_range, plan_chunks, tagged_part)
 from .unet.attn1_patch import SharedAttentionPatch, share_with_reference
 
 __all__ = [
+    "DEFAULT_REFERENCE_TOLERANCE",
+    "AssembledSet",
+    "PartTag",
+    "assemble_parts",
+    "decode_tag",
+    "encode_tag",
+    "part_chunk_range",
+    "tagged_part",
     "VARIANCE_EPS",
     "WHOLE_SET",
     "BatchLayout",

@@ -173,3 +173,52 @@ def test_gather_errors_name_node_and_input(pack, error_type):
     plan = split(tiny_conditioning("sd15", batch=5), tiny_conditioning("sd15"), empty_latent(5), 0, 3).result[3]
     with pytest.raises(error_type, match="StyleAlignedGatherSet: images holds 1 batches of \\[5\\]"):
         host_node_class("StyleAlignedGatherSet").execute(images=[torch.zeros(5, 64, 64, 3)], set_chunks=[plan])
+
+
+def as_images(samples: torch.Tensor) -> torch.Tensor:
+    """A stand-in decoder: latents (B, 4, 8, 8) -> images (B, 8, 8, 3) in [0, 1], one-to-one per row."""
+    return torch.sigmoid(samples[:, :3] / 50).permute(0, 2, 3, 1).float()
+
+
+def render_part(model, positive, negative, latent, part_index, part_count):
+    """One participant: its batches from the split, sampled, 'decoded', gathered behind its tag."""
+    positives, negatives, latents, plan = node_output(
+        "StyleAlignedSplitSet", positive=positive, negative=negative, latent=latent, reference_index=0,
+        images_per_batch=3, part_index=part_index, part_count=part_count).result
+    assert len(positives) == len(plan.part_chunks) and (plan.part_index, plan.part_count) == (part_index, part_count)
+    images = [as_images(ksampler(model, p, n, l)["samples"]) for p, n, l in zip(positives, negatives, latents)]
+    return host_node_class("StyleAlignedGatherPart").execute(images=images, set_chunks=[plan]).result[0], plan
+
+
+@pytest.mark.parametrize("part_count", [2, 3])
+def test_set_rendered_in_parts_equals_one_batch(model, part_count):
+    """Parts sampled by separate participants, the workers' arriving as 8-bit images in reverse order,
+    assemble to the one-batch set: the master's part exactly, the workers' within the 8-bit step."""
+    patched = style_aligned(model, reference_index=0)
+    positive, negative, latent = tiny_conditioning("sd15", batch=8, seed=3), tiny_conditioning("sd15", seed=4), empty_latent(8)
+    one_batch = as_images(ksampler(patched, positive, negative, latent)["samples"])
+    parts, plans = zip(*(render_part(patched, positive, negative, latent, index, part_count) for index in range(part_count)))
+    arrived = [torch.floor(part * 255) / 255 for part in reversed(parts[1:])] + [parts[0]]
+    output = host_node_class("StyleAlignedAssembleSet").execute(images=torch.cat(arrived))
+    assembled = output.result[0]
+    assert assembled.shape == one_batch.shape
+    assert float((assembled - one_batch).abs().max()) <= 1 / 255 + 1e-4
+    master_images = list(plans[0].part_images)
+    assert sorted(set().union(*(plan.part_images for plan in plans))) == list(range(8))
+    assert float((assembled[master_images] - one_batch[master_images]).abs().max()) <= 1e-4
+    assert output.ui.as_dict()["text"][0].startswith("part 0: images 0, 1, 2")
+
+
+def test_part_errors_name_the_node(pack, error_type):
+    positive, negative, latent = tiny_conditioning("sd15", batch=8), tiny_conditioning("sd15"), empty_latent(8)
+    with pytest.raises(error_type, match="StyleAlignedSplitSet: part_index is 2 but part_count is 2"):
+        node_output("StyleAlignedSplitSet", positive=positive, negative=negative, latent=latent, reference_index=0,
+                    images_per_batch=3, part_index=2, part_count=2)
+    plan = node_output("StyleAlignedSplitSet", positive=positive, negative=negative, latent=latent, reference_index=0,
+                       images_per_batch=3, part_index=0, part_count=2).result[3]
+    with pytest.raises(error_type, match="StyleAlignedGatherSet: the split renders part 0 of 2 parts"):
+        host_node_class("StyleAlignedGatherSet").execute(images=[torch.zeros(3, 8, 8, 3)] * 2, set_chunks=[plan])
+    part = host_node_class("StyleAlignedGatherPart").execute(images=[torch.rand(3, 8, 8, 3)] * 2, set_chunks=[plan]).result[0]
+    assert part.shape == (6, 8, 8, 3)  # the tag and images 0..4
+    with pytest.raises(error_type, match="StyleAlignedAssembleSet: part\\(s\\) \\[1\\] of parts 0..1 are missing"):
+        host_node_class("StyleAlignedAssembleSet").execute(images=part)

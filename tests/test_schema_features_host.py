@@ -70,7 +70,7 @@ def check_contract_and_features(infos: dict, has_advanced: bool, has_aliases: bo
     advanced = {name for name, spec in patch if spec[1].get("advanced")}
     assert advanced == (set(advanced_names) if has_advanced else set())
     assert not advanced & {"model", "reference_index", "reference_strength", "reference"}, "basic inputs folded away"
-    for node_id in PACK_NODE_IDS:
+    for node_id in infos:  # every StyleAligned node the host registered, new ones included
         aliases = infos[node_id].get("search_aliases")
         if has_aliases:
             assert {"consistent style", "shared attention", "batch style"} <= set(aliases), node_id

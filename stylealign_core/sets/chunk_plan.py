@@ -3,6 +3,10 @@
 Every chunk holds the reference at slot `reference_index`, where StyleAlignedPatch looks for it, with the
 targets in set order around it. A last chunk with fewer than `reference_index` targets would have no such
 slot, so it is filled up with the targets just before it (sampled twice, kept once when gathering).
+
+A set shared by several participants (servers, GPUs) is split the same way on each of them; participant
+`part_index` of `part_count` samples a contiguous run of whole chunks (runs differ by at most one chunk), so
+every participant samples the reference in each of its chunks with the same noise as everyone else.
 """
 
 from __future__ import annotations
@@ -20,37 +24,92 @@ WHOLE_SET = 0  # images_per_batch value: the whole set in one batch
 class SetChunks:
     set_size: int
     reference_index: int
-    chunks: tuple[tuple[int, ...], ...]  # per chunk: the set index of each of its rows
+    chunks: tuple[tuple[int, ...], ...]  # per chunk: the set index of each of its rows, for the whole set
+    images_per_batch: int = WHOLE_SET  # as asked (the chunks follow from it); a part's tag carries it
+    part_index: int = 0
+    part_count: int = 1
+
+    @property
+    def part_chunk_numbers(self) -> range:
+        """The chunks (0-based numbers into `chunks`) that this part samples."""
+        return part_chunk_range(len(self.chunks), self.part_index, self.part_count)
+
+    @property
+    def part_chunks(self) -> tuple[tuple[int, ...], ...]:
+        return tuple(self.chunks[number] for number in self.part_chunk_numbers)
+
+    @property
+    def part_images(self) -> tuple[int, ...]:
+        """The set indices this part's chunks hold, each once, in set order (the reference included)."""
+        return tuple(sorted({index for rows in self.part_chunks for index in rows}))
 
     def describe(self) -> str:
         lines = []
-        for number, rows in enumerate(self.chunks, start=1):
+        numbers = self.part_chunk_numbers
+        if self.part_count > 1:
+            lines.append(f"part {self.part_index} of parts 0..{self.part_count - 1}: batches {numbers.start + 1}.."
+                         f"{numbers.stop} of {len(self.chunks)}")
+        for number in numbers:
+            rows = self.chunks[number]
             names = [f"{index} (reference)" if index == self.reference_index else str(index) for index in rows]
-            lines.append(f"batch {number}: images {', '.join(names)}")
+            lines.append(f"batch {number + 1}: images {', '.join(names)}")
         return "\n".join(lines)
 
     def gather(self, chunk_images: list[torch.Tensor], node_name: str, input_name: str) -> torch.Tensor:
-        """The chunks' outputs (one tensor per chunk, rows as planned) -> the set in set order, each image once."""
+        """This part's chunk outputs (one tensor per chunk, rows as planned) -> its images (`part_images`) in set
+        order, each once; with one part, the whole set."""
+        chunks = self.part_chunks
         sizes = [int(images.shape[0]) for images in chunk_images]
-        expected = [len(rows) for rows in self.chunks]
+        expected = [len(rows) for rows in chunks]
         if sizes != expected:
             raise StyleAlignedError(
-                f"{node_name}: {input_name} holds {len(sizes)} batches of {sizes} images, but the set was split into "
+                f"{node_name}: {input_name} holds {len(sizes)} batches of {sizes} images, but the split gave "
                 f"{len(expected)} batches of {expected}. Connect the images decoded from the sampler that got this "
                 f"split's outputs, and the same split's set_chunks."
             )
         first_row: dict[int, tuple[int, int]] = {}
-        for chunk, rows in enumerate(self.chunks):
+        for chunk, rows in enumerate(chunks):
             for row, index in enumerate(rows):
                 first_row.setdefault(index, (chunk, row))
         shapes = {tuple(images.shape[1:]) for images in chunk_images}
         if len(shapes) != 1:
             raise StyleAlignedError(f"{node_name}: the batches of {input_name} differ in size ({sorted(shapes)}).")
         return torch.cat([chunk_images[chunk][row:row + 1] for chunk, row in
-                          (first_row[index] for index in range(self.set_size))], dim=0)
+                          (first_row[index] for index in self.part_images)], dim=0)
 
 
-def plan_chunks(set_size: int, reference_index: int, images_per_batch: int, node_name: str) -> SetChunks:
+def part_chunk_range(chunk_count: int, part_index: int, part_count: int) -> range:
+    """Part `part_index` of `part_count` takes a contiguous run of whole chunks; the runs differ by one at most."""
+    return range(part_index * chunk_count // part_count, (part_index + 1) * chunk_count // part_count)
+
+
+def _check_part(chunk_count: int, part_index: int, part_count: int, node_name: str) -> None:
+    if part_count < 1:
+        raise StyleAlignedError(
+            f"{node_name}: part_count is {part_count}; it is the number of participants sharing the set (1 = this "
+            f"server renders the whole set)."
+        )
+    if not 0 <= part_index < part_count:
+        raise StyleAlignedError(
+            f"{node_name}: part_index is {part_index} but part_count is {part_count} (valid 0..{part_count - 1}). Give "
+            f"each participant its own part_index (Distributed Value: 0 on the master, 1, 2... on the workers)."
+        )
+    if part_count > chunk_count:
+        raise StyleAlignedError(
+            f"{node_name}: part_count ({part_count}) is more than the set's {chunk_count} batch(es): each participant "
+            f"renders whole batches. Lower part_count to at most {chunk_count}, or lower images_per_batch so the set "
+            f"has more batches."
+        )
+
+
+def plan_chunks(set_size: int, reference_index: int, images_per_batch: int, node_name: str,
+                part_index: int = 0, part_count: int = 1) -> SetChunks:
+    chunks = _chunks(set_size, reference_index, images_per_batch, node_name)
+    _check_part(len(chunks), part_index, part_count, node_name)
+    return SetChunks(set_size, reference_index, chunks, images_per_batch, part_index, part_count)
+
+
+def _chunks(set_size: int, reference_index: int, images_per_batch: int, node_name: str) -> tuple[tuple[int, ...], ...]:
     if set_size < 2:
         raise StyleAlignedError(
             f"{node_name}: latent holds a set of {set_size} image; a set needs the reference and at least one target. "
@@ -67,7 +126,7 @@ def plan_chunks(set_size: int, reference_index: int, images_per_batch: int, node
             f"least 2 (the reference and one target). Use 2 or more, or 0 for the whole set in one batch."
         )
     if images_per_batch == WHOLE_SET or images_per_batch >= set_size:
-        return SetChunks(set_size, reference_index, (tuple(range(set_size)),))
+        return (tuple(range(set_size)),)
     if images_per_batch <= reference_index:
         raise StyleAlignedError(
             f"{node_name}: images_per_batch ({images_per_batch}) must be more than reference_index "
@@ -79,5 +138,4 @@ def plan_chunks(set_size: int, reference_index: int, images_per_batch: int, node
     groups = [targets[start:start + per_chunk] for start in range(0, len(targets), per_chunk)]
     if len(groups[-1]) < reference_index:
         groups[-1] = targets[-reference_index:]
-    chunks = tuple(tuple(group[:reference_index]) + (reference_index,) + tuple(group[reference_index:]) for group in groups)
-    return SetChunks(set_size, reference_index, chunks)
+    return tuple(tuple(group[:reference_index]) + (reference_index,) + tuple(group[reference_index:]) for group in groups)

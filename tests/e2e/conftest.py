@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from host import distributed
 from host.api_workflows import SHIPPED_IMAGE_NAME, TEST_IMAGE_NAME, write_test_image
 from host.server import ComfyServer, comfy_server
 from host.tiny_checkpoint import TINY_CHECKPOINT_NAME, TINY_CONTROLNET_NAME, ensure_tiny_models
@@ -57,8 +58,11 @@ def comfy(tiny_models, random_clip_vision, tmp_path_factory, artifacts_dir) -> C
     """The running server. Model names in its folders: TINY_CHECKPOINT_NAME, TINY_CONTROLNET_NAME,
     RANDOM_CLIP_VISION_NAME (models/clip_vision);
     input images: TEST_IMAGE_NAME and SHIPPED_IMAGE_NAME (example.png, what the shipped workflows load), both
-    the same 64×64 test picture."""
+    the same 64×64 test picture. ComfyUI-Distributed is installed too when its tarball is there (the shipped
+    distributed workflow uses its nodes; without it the tests of that workflow skip)."""
     base = tmp_path_factory.mktemp("comfy-base")
+    if distributed.find_tarball() is not None:
+        distributed.install(base)
     image = write_test_image(tmp_path_factory.mktemp("inputs") / TEST_IMAGE_NAME)
     # The log is written in the session's own base directory (sessions may run side by side) and copied to
     # the artifacts folder when the server has stopped.

@@ -43,7 +43,7 @@ PATCH = "StyleAlignedPatch"
 PACK_MODULE = "custom_nodes.ComfyUI-StyleAligned"
 PACK_NODES = ("StyleAlignedPatch", "StyleAlignedPromptBatch", "StyleAlignedInvertReference",
               "StyleAlignedSaveReference", "StyleAlignedLoadReference", "StyleAlignedSetScore",
-              "StyleAlignedSplitSet", "StyleAlignedGatherSet")
+              "StyleAlignedSplitSet", "StyleAlignedGatherSet", "StyleAlignedGatherPart", "StyleAlignedAssembleSet")
 SIZE = 64
 STEPS = 3
 RUN_TIMEOUT = 180
@@ -242,6 +242,10 @@ class Expected:
     # Runs on the transformer stand-ins in tests/e2e/test_transformer_workflows.py (a server of its own with the
     # DiT files and the stand-in text encoders), not on this file's tiny SD1.5 checkpoint.
     transformer: bool = False
+    # Uses ComfyUI-Distributed's nodes (installed on the test server when its tarball is there, else skipped).
+    # Runs here on one server with the split's part_count set to 1; across a master and a worker in
+    # tests/e2e/test_distributed_set.py.
+    distributed: bool = False
 
 
 EXPECTED = {
@@ -259,6 +263,9 @@ EXPECTED = {
     "stylealigned_sd15_set_score": Expected(SD15_CHECKPOINT, 512, saved=4, reference_unchanged=True, batch_from_prompts=True),
     # 8 prompts sampled 3 images per batch (4 batches); StyleAlignedGatherSet gives the set back once, in order.
     "stylealigned_sd15_large_set": Expected(SD15_CHECKPOINT, 512, saved=8, reference_unchanged=True, batch_from_prompts=True),
+    # The large set shared by a master and a worker (ComfyUI-Distributed); the same 8 images saved once on the master.
+    "stylealigned_sd15_distributed_set": Expected(SD15_CHECKPOINT, 512, saved=8, reference_unchanged=True,
+                                                  batch_from_prompts=True, distributed=True),
     "stylealigned_flux_set": Expected(
         None, 1024, saved=4, reference_unchanged=True, batch_from_prompts=True, transformer=True,
         model_files=(("unet_name", "flux1-dev.safetensors"), ("clip_name1", "clip_l.safetensors"),
@@ -273,6 +280,12 @@ EXPECTED = {
                      ("vae_name", "ae.safetensors"))),
 }
 LATENT_NODES = ("EmptyLatentImage", "EmptySD3LatentImage")
+
+
+def skip_without_distributed(expected: Expected, object_info: dict) -> None:
+    if expected.distributed and "DistributedCollector" not in object_info:
+        from host import distributed
+        pytest.skip(f"needs ComfyUI-Distributed on the server: {distributed.missing_reason()}")
 
 
 def shipped(name: str) -> dict:
@@ -312,6 +325,7 @@ def test_shipped_workflow_uses_usual_models_and_known_nodes(object_info, api_pat
     """As shipped (before any adaptation): usual model and file names, the sizes of its model family,
     only node types the server knows, a prompt batch driving the latent batch where promised."""
     prompt, expected = load_prompt(api_path), EXPECTED[api_path.stem]
+    skip_without_distributed(expected, object_info)
     unknown = sorted({node["class_type"] for node in prompt.values()} - set(object_info))
     assert unknown == [], f"{api_path.name} uses node types the server does not know: {unknown}"
     assert {prompt[nid]["inputs"]["ckpt_name"] for nid in nodes_of(prompt, "CheckpointLoaderSimple")} == (
@@ -345,7 +359,10 @@ def test_shipped_api_workflow_runs(comfy, object_info, unique_prefix, api_path: 
     if expected.transformer:
         pytest.skip("a transformer workflow: run with its stand-ins by tests/e2e/test_transformer_workflows.py "
                     "(a server with the DiT files and stand-in text encoders), not on the tiny SD1.5 checkpoint")
+    skip_without_distributed(expected, object_info)
     prompt = adapted(api_path.stem, unique_prefix("shipped"))
+    if expected.distributed:  # one server renders the whole set: one part
+        prompt[the_only(prompt, "StyleAlignedSplitSet")]["inputs"]["part_count"] = 1
     # The server caches nodes by their inputs: workflows sharing the SD1.5 set's prompts would get no report
     # from a cached prompt batch. A style unique to this run makes it execute (and shows in every line).
     prompt_batch = the_only(prompt, PROMPT_BATCH)

@@ -20,12 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 if __package__:
     from .api_workflows import API_WORKFLOWS_DIR, WORKFLOWS_DIR
+    from .distributed import install as install_distributed
     from .fetch_comfyui import comfyui_path
     from .frontend import FrontEnd, save_as_exported, write_api_twin
     from .model_sources import with_sources_note
@@ -34,6 +36,7 @@ else:  # run as a script: import the helpers as the `host` package; tests/host i
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
     sys.path.insert(0, str(HERE.parent))
     from host.api_workflows import API_WORKFLOWS_DIR, WORKFLOWS_DIR
+    from host.distributed import install as install_distributed
     from host.fetch_comfyui import comfyui_path
     from host.frontend import FrontEnd, save_as_exported, write_api_twin
     from host.model_sources import with_sources_note
@@ -343,6 +346,45 @@ def sd15_large_set() -> dict:
             (8, "IMAGE", 9, "images"), (6, "set_chunks", 9, "set_chunks"), (9, "IMAGE", 10, "images"),
         ],
     }
+DISTRIBUTED_SET_NOTE = """
+StyleAligned: one set rendered by several GPUs or machines (ComfyUI-Distributed)
+
+This workflow expects 2 participants: the master (this ComfyUI) and 1 worker.
+
+Set-up:
+1. Install this node pack and ComfyUI-Distributed on every participant, with the same models.
+2. In the Distributed panel add the worker and enable it; queue with the Distributed panel's queue button (a plain Queue Prompt renders on the master alone and stops at StyleAligned Assemble Set: part 1 is missing).
+
+What to choose:
+1. StyleAligned Split Set into Batches: part_count = the number of participants (2). The set's batches are shared out in whole batches: the master renders the first half, the worker the second; each samples the reference in every batch with the same noise.
+2. Distributed Value gives each participant its part_index: 0 on the master (default_value), 1 on worker 1. With more workers raise part_count and give worker k the value k.
+3. KSampler: one fixed seed for everyone. Do NOT connect Distributed Seed (or anything that varies per participant) to the seed: the reference must get the same noise on every participant, or the set is not one style (StyleAligned Assemble Set refuses parts whose reference differs).
+4. StyleAligned Gather Part of Set → Distributed Collector → StyleAligned Assemble Set: the set comes back in prompt order, the reference once, and is saved once on the master. A worker that is down, disabled or times out sends nothing: the run stops with a message naming the missing part, and nothing is saved.
+"""
+
+
+def sd15_distributed_set() -> dict:
+    """The large set shared by 2 participants: Distributed Value drives the split's part_index, each participant
+    gathers its part (tagged), Distributed Collector brings the parts to the master, StyleAlignedAssembleSet puts
+    the set together. Same prompts, seed and batches as stylealigned_sd15_large_set."""
+    spec = sd15_large_set()
+    nodes = {n["id"]: n for n in spec["nodes"]}
+    nodes[6]["widgets"].update(part_index=0, part_count=2)
+    nodes[6]["title"] = "Split the set: 3 images per batch, 2 participants"
+    nodes[6]["size"] = [360, 220]
+    nodes[9] = node(9, "StyleAlignedGatherPart", (1280, 460), (300, 60))
+    nodes[10] = node(10, "SaveImage", (1640, 40), (560, 580), filename_prefix="StyleAligned/sd15_distributed_set")
+    nodes[11] = note(11, (40, 270), (340, 760), "StyleAligned: one set across several GPUs", DISTRIBUTED_SET_NOTE)
+    nodes[12] = node(12, "DistributedCollector", (1280, 580), (300, 80), load_balance=False)
+    nodes[13] = node(13, "StyleAlignedAssembleSet", (1280, 720), (300, 80))
+    nodes[14] = node(14, "DistributedValue", (880, 880), (360, 110), "part_index: master 0, worker 1",
+                     default_value="0", worker_values='{"_type": "INT", "1": "1"}')
+    links = [link for link in spec["links"] if link != (9, "IMAGE", 10, "images")]
+    links += [(9, "part", 12, "images"), (12, "images", 13, "images"), (13, "IMAGE", 10, "images"),
+              (14, "value", 6, "part_index")]
+    return {"nodes": [nodes[key] for key in sorted(nodes)], "links": links}
+
+
 # ---- transformer (DiT) models: the loaders and sampler settings ComfyUI's own templates use -----------------
 
 TRANSFORMER_NOTE = """
@@ -518,6 +560,7 @@ def z_image_set() -> dict:
                      "(the negative is not used at cfg 1); ModelSamplingAuraFlow shift 3.")
 
 
+NEEDS_DISTRIBUTED = ("stylealigned_sd15_distributed_set",)
 WORKFLOWS = {
     "stylealigned_sd15_set": sd15_set,
     "stylealigned_sdxl_set": sdxl_set,
@@ -525,6 +568,7 @@ WORKFLOWS = {
     "stylealigned_sd15_controlnet": sd15_controlnet,
     "stylealigned_sd15_set_score": sd15_set_score,
     "stylealigned_sd15_large_set": sd15_large_set,
+    "stylealigned_sd15_distributed_set": sd15_distributed_set,
     "stylealigned_flux_set": flux_set,
     "stylealigned_qwen_image_set": qwen_image_set,
     "stylealigned_z_image_set": z_image_set,
@@ -553,7 +597,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown workflows {unknown}; choose from {list(WORKFLOWS)}")
     example = comfyui_path() / "input" / INPUT_IMAGE
     inputs = {INPUT_IMAGE: example} if example.is_file() else {}
-    with comfy_server(inputs=inputs) as server, FrontEnd(server.url) as page:
+    base_dir = None
+    if any(name in NEEDS_DISTRIBUTED for name in names):  # its nodes come from ComfyUI-Distributed
+        base_dir = Path(tempfile.mkdtemp(prefix="comfy-build-workflows-"))
+        install_distributed(base_dir)
+    with comfy_server(base_dir, inputs=inputs) as server, FrontEnd(server.url) as page:
         for name in names:
             ui_path, api_path = build(page, name, WORKFLOWS[name]())
             print(f"{ui_path} + {api_path}")
