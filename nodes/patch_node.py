@@ -21,6 +21,7 @@ from .patch_set import install_patch_set
 from .host_model import model_family, noise_scaling, percent_to_sigma, self_attention_layers, to_model_latent
 from .transformer_model import install_transformer_route, transformer_family_host
 from .reference_type import StyleAlignedReference
+from .input_checks import check_inputs
 
 NODE_ID = "StyleAlignedPatch"
 MAX_BATCH_SLOT = 4095
@@ -141,6 +142,7 @@ class StyleAlignedPatch(io.ComfyNode):
         reference_key_scale: float = 0.0,
         reference=None,
     ) -> io.NodeOutput:
+        check_inputs(cls, locals())
         if start_percent > end_percent:
             raise StyleAlignedError(
                 f"{NODE_ID}: start_percent ({start_percent}) is after end_percent ({end_percent}); "
@@ -200,6 +202,11 @@ def patch_transformer(
 def hold_reference(model, reference) -> HeldReference:
     made_for = reference.metadata.get("model_family")
     family = model_family(model)
+    if not made_for:
+        raise StyleAlignedError(
+            f"{NODE_ID}: reference does not say which model it was made with (its file lacks the model family). "
+            f"Invert the image again with this model (StyleAlignedInvertReference)."
+        )
     if made_for != family:
         raise StyleAlignedError(
             f"{NODE_ID}: reference was made with a {made_for} model but this model is {family}. Invert the image "

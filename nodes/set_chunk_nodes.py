@@ -9,6 +9,7 @@ from __future__ import annotations
 from comfy_api.latest import io, ui
 
 from ..stylealign_core import ConditioningRows, StyleAlignedError, latent_rows, plan_chunks
+from .input_checks import check_inputs, check_latent
 
 SPLIT_NODE_ID = "StyleAlignedSplitSet"
 GATHER_NODE_ID = "StyleAlignedGatherSet"
@@ -75,7 +76,8 @@ class StyleAlignedSplitSet(io.ComfyNode):
 
     @classmethod
     def execute(cls, positive, negative, latent, reference_index: int, images_per_batch: int) -> io.NodeOutput:
-        set_size = int(latent["samples"].shape[0])
+        check_inputs(cls, locals())
+        set_size = int(check_latent(SPLIT_NODE_ID, "latent", latent).shape[0])
         plan = plan_chunks(set_size, reference_index, images_per_batch, SPLIT_NODE_ID)
         positives, negatives, latents = [], [], []
         for rows in plan.chunks:
