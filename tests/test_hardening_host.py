@@ -15,6 +15,10 @@ from host.tiny_clip_vision import tiny_clip_vision
 from host.tiny_models import tiny_model
 
 NAN, INF = float("nan"), float("inf")
+# The documented bounds (README, errors): token rows of one prompt batch; the heatmap picture's largest size
+# with two sets side by side.
+TOKEN_BUDGET = 32768
+HEATMAP_MAX_WIDTH, HEATMAP_MAX_HEIGHT = 2330, 1168
 
 
 @pytest.fixture(scope="module")
@@ -229,21 +233,19 @@ class CountingClip:
         return self.clip.encode_from_tokens_scheduled(tokens)
 
 
-def test_prompt_batch_refuses_many_lines_and_a_huge_one_before_encoding(clip, error_type, pack):
-    budget = pack.stylealign_core.prompts.conditioning_batch.MAX_BATCH_TOKENS
+def test_prompt_batch_refuses_many_lines_and_a_huge_one_before_encoding(clip, error_type):
     counting = CountingClip(clip)
     prompts = "\n".join([f"a toy number {i}" for i in range(40)] + ["a long tale of toys " * 1000])  # ~20 KB
-    message = refused(error_type, "StyleAlignedPromptBatch", "prompts", "41 lines", "line 41", str(budget),
+    message = refused(error_type, "StyleAlignedPromptBatch", "prompts", "41 lines", "line 41", str(TOKEN_BUDGET),
                       clip=counting, prompts=prompts, style="")
     assert counting.encoded == 0
 
 
 @pytest.mark.parametrize("chunks, accepted", [(212, True), (213, False)])
-def test_prompt_batch_token_budget_is_exact(clip, error_type, pack, chunks, accepted):
+def test_prompt_batch_token_budget_is_exact(clip, error_type, chunks, accepted):
     """Two lines, the second `chunks` CLIP windows long (75 one-token words each): 2 x 77 x chunks token rows."""
-    budget = pack.stylealign_core.prompts.conditioning_batch.MAX_BATCH_TOKENS
     prompts = "a toy\n" + " ".join(["a"] * (75 * chunks))
-    assert (2 * 77 * chunks <= budget) == accepted
+    assert (2 * 77 * chunks <= TOKEN_BUDGET) == accepted
     if accepted:
         conditioning, count, _ = run_node("StyleAlignedPromptBatch", clip=clip, prompts=prompts, style="")
         assert count == 2 and tuple(conditioning[0][0].shape[:2]) == (2, 77 * chunks)
@@ -284,15 +286,11 @@ def test_set_score_refuses_bad_numbers(vision, error_type):
 
 @pytest.mark.parametrize("count", [40, 300])
 def test_set_score_heatmap_is_bounded_and_scores_cover_every_pair(vision, pack, count):
-    heatmap = pack.stylealign_core.scoring.heatmap
     images = pictures(count, seed=count)
     output = node_output("StyleAlignedSetScore", images=images, clip_vision=vision, compare_images=images.flip(0))
     consistency, to_reference, picture = output.result
     height, width = picture.shape[1:3]
-    bound_width = heatmap.MARGIN * 2 + 2 * (heatmap.LABEL_COLUMN + heatmap.MAX_GRID_SIDE) + heatmap.PANEL_GAP * 1.5 \
-        + heatmap.BAR_WIDTH + heatmap.BAR_LABELS
-    bound_height = heatmap.MARGIN * 2 + (heatmap.HEADER_LINES + 1) * heatmap.TITLE_LINE + heatmap.LABEL_BAND + heatmap.MAX_GRID_SIDE
-    assert width <= bound_width and height <= bound_height, (width, height)
+    assert width <= HEATMAP_MAX_WIDTH and height <= HEATMAP_MAX_HEIGHT, (width, height)
     # The scores still cover every pair: an independent float64 computation over the whole set.
     with torch.no_grad():
         embeds = torch.cat([vision.encode_image(images[i : i + 1])["image_embeds"] for i in range(count)]).double()
@@ -301,3 +299,12 @@ def test_set_score_heatmap_is_bounded_and_scores_cover_every_pair(vision, pack, 
     pairs = [(i, j) for i in range(count) for j in range(i + 1, count)]
     assert abs(consistency - sum(float(similarity[i, j]) for i, j in pairs) / len(pairs)) < 1e-4
     assert abs(to_reference - float(similarity[0, 1:].mean())) < 1e-4
+
+
+def test_the_documented_bounds_are_the_packs(pack):
+    heatmap = pack.stylealign_core.scoring.heatmap
+    assert pack.stylealign_core.prompts.conditioning_batch.MAX_BATCH_TOKENS == TOKEN_BUDGET
+    width = heatmap.MARGIN * 2 + 2 * (heatmap.LABEL_COLUMN + heatmap.MAX_GRID_SIDE) + heatmap.PANEL_GAP \
+        + heatmap.PANEL_GAP // 2 + heatmap.BAR_WIDTH + heatmap.BAR_LABELS
+    height = heatmap.MARGIN * 2 + (heatmap.HEADER_LINES + 1) * heatmap.TITLE_LINE + heatmap.LABEL_BAND + heatmap.MAX_GRID_SIDE
+    assert (width, height) == (HEATMAP_MAX_WIDTH, HEATMAP_MAX_HEIGHT)
