@@ -7,6 +7,7 @@ from comfy_api.latest import io
 from ..stylealign_core import (
     HeldReference,
     PatchRuntime,
+    ReferenceTrajectory,
     ReferenceLogitShift,
     SharedAttentionPatch,
     StyleAlignedError,
@@ -200,6 +201,8 @@ def patch_transformer(
 
 
 def hold_reference(model, reference) -> HeldReference:
+    if not isinstance(reference, ReferenceTrajectory):
+        raise StyleAlignedError(f"{NODE_ID}: reference is not a StyleAligned reference; connect the invert or load node's output.")
     made_for = reference.metadata.get("model_family")
     family = model_family(model)
     if not made_for:

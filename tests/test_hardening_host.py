@@ -100,6 +100,11 @@ def test_a_reference_without_a_model_family_is_explained(model, reference, error
     assert "None" not in message and "which model" in message
 
 
+def test_patch_refuses_a_reference_of_another_kind(model, error_type):
+    refused(error_type, "StyleAlignedPatch", "reference", "not a StyleAligned reference", model=model,
+            reference={"noise": torch.zeros(1)})
+
+
 def test_invert_refuses_a_nan_latent(model, clip, image_latent, error_type):
     latent = image_latent.clone()
     latent[0, 0, 0, 0] = NAN
