@@ -10,6 +10,8 @@ import torch
 from comfy_api.latest import io
 
 from ..stylealign_core import ReferenceTrajectory, StyleAlignedError, invert, inversion_sigmas
+from ..stylealign_core.real_image.inversion import NonFiniteInversion
+from .input_checks import check_finite, check_inputs, check_latent
 from .host_model import has_style_aligned_patch, model_family, noise_scaling, to_model_latent
 from .reference_type import StyleAlignedReference
 from .text_encoding import encode_prompt
@@ -83,7 +85,9 @@ class StyleAlignedInvertReference(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, clip, latent, prompt: str, steps: int, scheduler: str, conditioning=None) -> io.NodeOutput:
-        samples = latent["samples"]
+        check_inputs(cls, locals())
+        samples = check_latent(NODE_ID, "latent", latent)
+        check_finite(NODE_ID, "latent", samples, "encode the reference image again with VAE Encode.")
         if samples.ndim not in (4, 5) or samples.shape[0] != 1:
             raise StyleAlignedError(
                 f"{NODE_ID}: latent holds {samples.shape[0]} images; invert one image at a time "
@@ -102,11 +106,17 @@ class StyleAlignedInvertReference(io.ComfyNode):
         scaling = noise_scaling(model)
         result: dict = {}
         sampler = comfy.samplers.KSAMPLER(_inversion_sampler(to_model_latent(model, samples), scaling, result))
-        comfy.sample.sample_custom(
-            model, torch.zeros_like(samples), 1.0, sampler, sigmas, positive, positive, samples,
-            callback=latent_preview.prepare_callback(model, max(1, len(inversion_sigmas(sigmas)) - 1)),
-            disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=0,
-        )
+        try:
+            comfy.sample.sample_custom(
+                model, torch.zeros_like(samples), 1.0, sampler, sigmas, positive, positive, samples,
+                callback=latent_preview.prepare_callback(model, max(1, len(inversion_sigmas(sigmas)) - 1)),
+                disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=0,
+            )
+        except NonFiniteInversion as error:
+            raise StyleAlignedError(
+                f"{NODE_ID}: {error}. Try another scheduler or more steps, or the model in float32 "
+                f"(fp16 can overflow); check that model and latent belong together."
+            ) from error
         reference = ReferenceTrajectory(
             clean_latent=samples.detach().float().cpu(),
             sigmas=result["sigmas"].cpu(),

@@ -7,6 +7,7 @@ from comfy_api.latest import io
 from ..stylealign_core import (
     HeldReference,
     PatchRuntime,
+    ReferenceTrajectory,
     ReferenceLogitShift,
     SharedAttentionPatch,
     StyleAlignedError,
@@ -23,6 +24,7 @@ from .transformer_model import install_transformer_route, transformer_family_hos
 from .family_names import default_blocks_text, default_key_scale_text, paper_models_text, supported_models_text
 from .reference_type import StyleAlignedReference
 from .schema_features import search_words, with_advanced_inputs
+from .input_checks import check_inputs
 
 NODE_ID = "StyleAlignedPatch"
 MAX_BATCH_SLOT = 4095
@@ -149,6 +151,7 @@ class StyleAlignedPatch(io.ComfyNode):
         reference_key_scale: float = 0.0,
         reference=None,
     ) -> io.NodeOutput:
+        check_inputs(cls, locals())
         if start_percent > end_percent:
             raise StyleAlignedError(
                 f"{NODE_ID}: start_percent ({start_percent}) is after end_percent ({end_percent}); "
@@ -206,8 +209,15 @@ def patch_transformer(
 
 
 def hold_reference(model, reference) -> HeldReference:
+    if not isinstance(reference, ReferenceTrajectory):
+        raise StyleAlignedError(f"{NODE_ID}: reference is not a StyleAligned reference; connect the invert or load node's output.")
     made_for = reference.metadata.get("model_family")
     family = model_family(model)
+    if not made_for:
+        raise StyleAlignedError(
+            f"{NODE_ID}: reference does not say which model it was made with (its file lacks the model family). "
+            f"Invert the image again with this model (StyleAlignedInvertReference)."
+        )
     if made_for != family:
         raise StyleAlignedError(
             f"{NODE_ID}: reference was made with a {made_for} model but this model is {family}. Invert the image "

@@ -5,7 +5,9 @@ from __future__ import annotations
 from comfy_api.latest import io, ui
 
 from ..stylealign_core import StyleAlignedError, common_token_length, prompt_of_each_image, stack_prompt_conditionings
-from .text_encoding import encode_prompt
+from ..stylealign_core.prompts.conditioning_batch import MAX_BATCH_TOKENS, check_token_budget
+from .input_checks import check_inputs, check_latent
+from .text_encoding import encode_tokens, token_count, tokenize
 from .schema_features import search_words
 
 NODE_ID = "StyleAlignedPromptBatch"
@@ -51,7 +53,9 @@ class StyleAlignedPromptBatch(io.ComfyNode):
                 io.String.Input(
                     "prompts", multiline=True,
                     default="a toy train\na toy car\na toy boat\na toy airplane",
-                    tooltip="One image per non-empty line; line 1 is the style reference (batch slot 0).",
+                    tooltip="One image per non-empty line; line 1 is the style reference (batch slot 0). Every line is "
+                    f"brought to the longest line's token count: lines x that count may be at most {MAX_BATCH_TOKENS} "
+                    "(our bound on memory, e.g. 425 lines of 77 CLIP tokens).",
                 ),
                 io.String.Input(
                     "style", multiline=True, default="in minimal origami style",
@@ -77,15 +81,24 @@ class StyleAlignedPromptBatch(io.ComfyNode):
 
     @classmethod
     def execute(cls, clip, prompts: str, style: str, latent=None) -> io.NodeOutput:
+        check_inputs(cls, locals())
+        image_count = None if latent is None else int(check_latent(NODE_ID, "latent", latent).shape[0])
         lines = prompt_lines(prompts)
         if not lines:
             raise StyleAlignedError(
                 f"{NODE_ID}: prompts is empty. Write one prompt per line; the first line is the reference image."
             )
         texts = [styled(line, style) for line in lines]
-        encoded = [encode_prompt(clip, text, NODE_ID) for text in texts]
+        # Counted before any encoding, so an oversized batch costs no encoder memory; checked again exactly
+        # on the encoded lengths when stacking.
+        tokens = [tokenize(clip, text, NODE_ID) for text in texts]
+        counts = [token_count(line_tokens) for line_tokens in tokens]
+        if None not in counts:
+            check_token_budget(counts, NODE_ID)
+        encoded = [encode_tokens(clip, line_tokens, NODE_ID) for line_tokens in tokens]
+        del tokens
         cond, extras = stack_prompt_conditionings(encoded, NODE_ID)
-        image_count = len(texts) if latent is None else int(latent["samples"].shape[0])
+        image_count = len(texts) if image_count is None else image_count
         summary = describe_assignment(texts, image_count)
         lengths = [entry_cond.shape[1] for entry_cond, _ in encoded]
         common_length, exact = common_token_length(lengths)

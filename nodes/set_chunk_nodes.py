@@ -15,6 +15,7 @@ from ..stylealign_core import (
     DEFAULT_REFERENCE_TOLERANCE, ConditioningRows, StyleAlignedError, assemble_parts, latent_rows, plan_chunks,
     tagged_part)
 from .schema_features import search_words
+from .input_checks import check_inputs, check_latent
 
 SPLIT_NODE_ID = "StyleAlignedSplitSet"
 GATHER_NODE_ID = "StyleAlignedGatherSet"
@@ -99,7 +100,8 @@ class StyleAlignedSplitSet(io.ComfyNode):
     @classmethod
     def execute(cls, positive, negative, latent, reference_index: int, images_per_batch: int, part_index: int = 0,
                 part_count: int = 1) -> io.NodeOutput:
-        set_size = int(latent["samples"].shape[0])
+        check_inputs(cls, locals())
+        set_size = int(check_latent(SPLIT_NODE_ID, "latent", latent).shape[0])
         plan = plan_chunks(set_size, reference_index, images_per_batch, SPLIT_NODE_ID, part_index, part_count)
         positives, negatives, latents = [], [], []
         for rows in plan.part_chunks:
@@ -213,5 +215,6 @@ class StyleAlignedAssembleSet(io.ComfyNode):
 
     @classmethod
     def execute(cls, images, reference_tolerance: float = DEFAULT_REFERENCE_TOLERANCE) -> io.NodeOutput:
+        check_inputs(cls, locals())
         assembled = assemble_parts(images, reference_tolerance, ASSEMBLE_NODE_ID, "images")
         return io.NodeOutput(assembled.images, ui=ui.PreviewText(assembled.report))

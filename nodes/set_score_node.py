@@ -7,20 +7,25 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..stylealign_core import StyleAlignedError
+from ..stylealign_core.scoring import heatmap
 from ..stylealign_core.scoring.heatmap import Panel, heatmap_picture
 from ..stylealign_core.scoring.embedding_cache import EmbeddingCache
 from ..stylealign_core.scoring.similarity import SetScore, pooled_embeddings, score_set
+from .input_checks import check_finite, check_inputs
 from .picture_text import picture_to_image
 from .schema_features import search_words
 
 NODE_ID = "StyleAlignedSetScore"
 MAX_BATCH_SLOT = 4095
+ENCODE_BATCH = 16  # images per encoder call (our choice): bounds the encoder's activations
 # Re-running a graph re-encodes only pictures this encoder has not seen (the set without the patch and the
 # reference usually stay the same).
 EMBEDDINGS = EmbeddingCache()
 
 
 def _check_set(images: torch.Tensor, name: str, reference_index: int) -> None:
+    if not torch.is_tensor(images) or images.ndim != 4:
+        raise StyleAlignedError(f"{NODE_ID}: {name} is not an image batch; connect an IMAGE output (e.g. VAE Decode).")
     count = int(images.shape[0])
     if count < 2:
         raise StyleAlignedError(
@@ -32,15 +37,22 @@ def _check_set(images: torch.Tensor, name: str, reference_index: int) -> None:
             f"{NODE_ID}: reference_index {reference_index} is outside {name} ({count} images, slots 0 to {count - 1}). "
             f"Set reference_index to the reference's slot, the same as in StyleAlignedPatch."
         )
+    # Checked before encoding: NaN pixels would come back as NaN embeddings, wrongly blamed on the encoder.
+    check_finite(NODE_ID, name, images, "the images are broken upstream (e.g. a VAE decode or a sampler that "
+                 "overflowed in fp16), not the vision model. Fix or re-run the graph that made them.")
 
 
 def _encode(clip_vision, images: torch.Tensor) -> torch.Tensor:
-    """(images, width) float32 embeddings, as CLIPVisionEncode (crop "center") would give them."""
-    output = clip_vision.encode_image(images)
-    try:
-        embeddings = pooled_embeddings(output["image_embeds"])
-    except ValueError as error:
-        raise StyleAlignedError(f"{NODE_ID}: clip_vision: {error}. Use a CLIP, SigLIP or DINOv2 vision model.") from error
+    """(images, width) float32 embeddings, as CLIPVisionEncode (crop "center") would give them, ENCODE_BATCH
+    images at a time so the encoder's memory does not grow with the set."""
+    parts = []
+    for start in range(0, int(images.shape[0]), ENCODE_BATCH):
+        output = clip_vision.encode_image(images[start : start + ENCODE_BATCH])
+        try:
+            parts.append(pooled_embeddings(output["image_embeds"]))
+        except ValueError as error:
+            raise StyleAlignedError(f"{NODE_ID}: clip_vision: {error}. Use a CLIP, SigLIP or DINOv2 vision model.") from error
+    embeddings = torch.cat(parts)
     if not torch.isfinite(embeddings).all():
         raise StyleAlignedError(
             f"{NODE_ID}: clip_vision returned non-finite embeddings (NaN or inf); the vision model file may be damaged "
@@ -120,12 +132,16 @@ class StyleAlignedSetScore(io.ComfyNode):
                 io.Float.Output("reference_similarity", display_name="reference_similarity",
                                 tooltip="Mean cosine similarity of each other image to the reference image."),
                 io.Image.Output("heatmap", display_name="heatmap",
-                                tooltip="The pairwise similarities as a labelled heatmap with the values (both sets side by side when compared)."),
+                                tooltip="The pairwise similarities as a labelled heatmap with the values (both sets side by side when compared). "
+                                f"At most {heatmap.MAX_GRID_SIDE} px of grid per set whatever its size: cells shrink, values show from "
+                                f"{heatmap.VALUE_MIN_CELL} px cells, labels thin out, and past {heatmap.MAX_GROUPS} images each cell is the "
+                                "mean over groups of images. The scores always cover every pair."),
             ],
         )
 
     @classmethod
     def execute(cls, images, clip_vision, reference_index: int, compare_images=None) -> io.NodeOutput:
+        check_inputs(cls, locals())
         sets = {"images": images}
         if compare_images is not None:
             sets["compare_images"] = compare_images

@@ -13,6 +13,8 @@ repetition (4x, comfy/conds.py CONDCrossAttn.can_concat) every prompt is instead
 longest one (its tokens repeated and cut there): bounded cost, approximate, and the node says so.
 Per-token outputs of the encoder (the attention mask Qwen3/Qwen2.5-VL encoders give with Z-Image, shape
 (1, T_i)) follow their tokens: extended the same way and batched.
+Memory is bounded by construction: the batch (lines x common length x width) is filled in place, never
+built from stretched copies, and refused past MAX_BATCH_TOKENS token rows (lines x common length).
 """
 
 from __future__ import annotations
@@ -26,28 +28,61 @@ from ..errors import StyleAlignedError
 
 # Whole repetition up to this factor of the longest prompt, as the host allows when it joins conditionings.
 MAX_REPEAT_FACTOR = 4
+# Our choice: the most token rows (lines x common token length) one prompt batch may hold. In float32 that is
+# 96 MiB at CLIP-L's width (768, SD1.5), 256 MiB at SDXL's 2048, 512 MiB at T5-XXL's 4096 (Flux); e.g. 425
+# lines of 77 tokens, or 128 Flux lines of 256.
+MAX_BATCH_TOKENS = 32768
 
 
 def common_token_length(lengths: list[int]) -> tuple[int, bool]:
-    """(the token count every prompt is brought to, whether by whole repetition: exact in cross-attention)."""
+    """(the token count every prompt is brought to, whether by whole repetition: exact in cross-attention).
+    Whole repetition only within the host's factor and the token budget."""
     whole = math.lcm(*lengths)
-    if whole <= MAX_REPEAT_FACTOR * max(lengths):
+    if whole <= MAX_REPEAT_FACTOR * max(lengths) and whole * len(lengths) <= MAX_BATCH_TOKENS:
         return whole, True
     return max(lengths), False
 
 
-def _extend_tokens(tokens: torch.Tensor, length: int) -> torch.Tensor:
-    """tokens (1, T, ...) repeated along T and cut to `length` (whole repetition when T divides it)."""
-    repeats = -(-length // tokens.shape[1])
-    return tokens.repeat(1, repeats, *([1] * (tokens.dim() - 2)))[:, :length]
+def check_token_budget(line_tokens: list[int], node_name: str, input_name: str = "prompts") -> None:
+    """Refuse a batch of len(line_tokens) lines each brought to the longest line's length past MAX_BATCH_TOKENS."""
+    longest = max(line_tokens)
+    rows = len(line_tokens) * longest
+    if rows > MAX_BATCH_TOKENS:
+        line = line_tokens.index(longest) + 1
+        raise StyleAlignedError(
+            f"{node_name}: {input_name} would make a conditioning of {len(line_tokens)} lines x {longest} tokens = {rows} "
+            f"token rows (every line is brought to the longest, line {line}); the limit is {MAX_BATCH_TOKENS}. Shorten "
+            f"line {line} or use at most {MAX_BATCH_TOKENS // longest} lines of that length."
+        )
+
+
+def _fill_tokens(target: torch.Tensor, tokens: torch.Tensor) -> None:
+    """target (L, ...) <- tokens (1, T, ...) repeated along T and cut to L (whole repetition when T divides L),
+    without a stretched copy."""
+    length, count = target.shape[0], tokens.shape[1]
+    for start in range(0, length, count):
+        end = min(length, start + count)
+        target[start:end] = tokens[0, : end - start]
+
+
+def _stacked(rows: list[torch.Tensor], length: int) -> torch.Tensor:
+    """[(1, T_i, ...)] -> (N, length, ...), each row's tokens repeated to `length`, in one allocation."""
+    dtype = rows[0].dtype
+    for row in rows[1:]:
+        dtype = torch.promote_types(dtype, row.dtype)
+    out = torch.empty((len(rows), length, *rows[0].shape[2:]), dtype=dtype, device=rows[0].device)
+    for index, row in enumerate(rows):
+        _fill_tokens(out[index], row.to(out.device))
+    return out
 
 
 def stack_prompt_conditionings(entries: list[tuple[torch.Tensor, dict]], node_name: str) -> tuple[torch.Tensor, dict]:
     """[(cond (1, T_i, C), extras_i)] -> (cond (N, common_token_length(T), C), extras with batched pooled_output)."""
     if not entries:
         raise StyleAlignedError(f"{node_name}: no prompts to batch.")
-    common_length, _ = common_token_length([cond.shape[1] for cond, _ in entries])
-    conds = [_extend_tokens(cond, common_length) for cond, _ in entries]
+    lengths = [cond.shape[1] for cond, _ in entries]
+    check_token_budget(lengths, node_name)
+    common_length, _ = common_token_length(lengths)
     extras: dict = {}
     for key in entries[0][1]:
         values = [entry_extras.get(key) for _, entry_extras in entries]
@@ -58,7 +93,7 @@ def stack_prompt_conditionings(entries: list[tuple[torch.Tensor, dict]], node_na
                 raise StyleAlignedError(f"{node_name}: the text encoder gave a pooled output for some prompts only.")
             extras[key] = torch.cat(values, dim=0)
         elif all(_per_token(value, cond) for value, (cond, _) in zip(values, entries)):
-            extras[key] = torch.cat([_extend_tokens(value, common_length) for value in values], dim=0)
+            extras[key] = _stacked(values, common_length)
         elif all(_same(values[0], value) for value in values[1:]):
             extras[key] = values[0]
         else:
@@ -66,7 +101,7 @@ def stack_prompt_conditionings(entries: list[tuple[torch.Tensor, dict]], node_na
                 f"{node_name}: the text encoder's '{key}' output differs between prompts, so they cannot share one "
                 f"conditioning batch."
             )
-    return torch.cat(conds, dim=0), extras
+    return _stacked([cond for cond, _ in entries], common_length), extras
 
 
 def _per_token(value, cond: torch.Tensor) -> bool:

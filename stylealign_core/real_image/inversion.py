@@ -15,7 +15,13 @@ from typing import Callable, Optional
 
 import torch
 
+from ..errors import StyleAlignedError
 from .noise_scaling import NoiseScaling
+
+
+class NonFiniteInversion(StyleAlignedError):
+    """The inversion's trajectory went NaN or inf at some step (the message names it)."""
+
 
 # (noisy model-space latent (1, C, H, W), sigma) -> denoised model-space latent
 DenoiseFn = Callable[[torch.Tensor, float], torch.Tensor]
@@ -37,6 +43,7 @@ def invert(
     """Invert along a sampling schedule (descending, usually ending at 0).
 
     Returns (sigmas ascending, float64; noise relative to the clean latent per sigma, float32).
+    Raises NonFiniteInversion naming the first step whose result is not finite.
     on_step(step, total, latent, denoised) reports progress after each model call.
     """
     sigmas = inversion_sigmas(sampling_sigmas)
@@ -51,6 +58,12 @@ def invert(
         denoised = denoise(latent, sigma).float()
         latent = scaling.mix(next_sigma, denoised, scaling.noise_of(sigma, latent, denoised))
         trajectory.append(scaling.noise_of(next_sigma, latent, clean))
+        if not bool(torch.isfinite(trajectory[-1]).all()):
+            # Stop at the first broken step: a NaN trajectory would black out every image it styles.
+            raise NonFiniteInversion(
+                f"the inversion went non-finite (NaN or inf) at step {step + 1} of {total - 1} (sigma {sigma:.4g} -> "
+                f"{next_sigma:.4g}): the model's prediction there is broken"
+            )
         if on_step is not None:
             on_step(step + 1, total - 1, latent, denoised)
     return sigmas, torch.cat(trajectory, dim=0)

@@ -60,6 +60,12 @@ def load_reference(path: Path) -> ReferenceTrajectory:
         if isinstance(error, StyleAlignedError):
             raise
         raise StyleAlignedError(f"'{path.name}' cannot be read as a .safetensors file ({error}).") from error
+    broken = [name for name in TENSOR_NAMES if not bool(torch.isfinite(tensors[name]).all())]
+    if broken:
+        raise StyleAlignedError(
+            f"'{path.name}' holds non-finite values (NaN or inf) in {', '.join(broken)}: the file is damaged or was "
+            f"made by a failed inversion. Invert the image again."
+        )
     for key in ("format", "format_version", "latent_shape"):
         metadata.pop(key, None)
     try:

@@ -36,6 +36,14 @@ class ReferenceTrajectory:
             raise ValueError("noise and clean latent shapes differ")
         if not bool(torch.isfinite(self.sigmas).all()) or bool((self.sigmas <= 0).any()) or bool((self.sigmas.diff() <= 0).any()):
             raise ValueError("sigmas must be positive, finite and ascending")
+        broken = self.non_finite_tensors()
+        if broken:
+            raise ValueError(f"{' and '.join(broken)} hold non-finite values (NaN or inf)")
+
+    def non_finite_tensors(self) -> list[str]:
+        """The names of the tensors holding NaN or inf (a NaN reference would black out every image it styles)."""
+        tensors = {"clean_latent": self.clean_latent, "sigmas": self.sigmas, "noise": self.noise}
+        return [name for name, tensor in tensors.items() if not bool(torch.isfinite(tensor).all())]
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
@@ -67,6 +75,14 @@ class HeldReference:
     """
 
     def __init__(self, trajectory: ReferenceTrajectory, clean_model_latent: torch.Tensor, scaling: NoiseScaling) -> None:
+        # Checked again here: a reference object may have been changed after it was made or loaded.
+        broken = trajectory.non_finite_tensors()
+        if broken or not bool(torch.isfinite(clean_model_latent).all()):
+            raise StyleAlignedError(
+                f"{NODE_NAME}: reference holds non-finite values (NaN or inf) in {', '.join(broken) or 'its latent'}, "
+                f"which would black out the set. Invert the image again (StyleAlignedInvertReference) or load "
+                f"another reference."
+            )
         self.trajectory = trajectory
         self.clean_model_latent = clean_model_latent.float()
         self.scaling = scaling

@@ -4,6 +4,12 @@ Pure torch: `heatmap_picture` paints the cells, the colour bar and the backgroun
 tensor and lists the text to write on it (`TextItem`: where, what, how big, which colour); whoever has a
 font (the node, with Pillow) writes the text. Cells are coloured by `colour_of` on a fixed 0..1 scale so
 that two sets, and two runs, compare by colour; each off-diagonal cell carries its value.
+
+The picture's size is bounded whatever the set's size (our choice of bounds): each panel's grid is at most
+MAX_GRID_SIDE pixels square, so cells shrink as the set grows; values are written while a cell is at least
+VALUE_MIN_CELL pixels, labels thin out to stay legible, and past MAX_GROUPS images per side a summary is
+drawn instead: each cell the mean similarity between two groups of consecutive images. The scores
+themselves always cover every pair (they come from the full matrix, not from the picture).
 """
 
 from __future__ import annotations
@@ -37,6 +43,12 @@ LABEL_COLUMN = 64
 PANEL_GAP = 40
 BAR_WIDTH = 18
 BAR_LABELS = 44
+MAX_GRID_SIDE = 1024     # pixels per panel grid, our bound
+MIN_CELL = 4             # smallest cell, in pixels
+MAX_GROUPS = MAX_GRID_SIDE // MIN_CELL  # cells per side before images are grouped
+VALUE_MIN_CELL = 32      # a value such as 0.87 stays legible down to this cell size
+ROW_LABEL_PITCH = 18     # least pixels between two row labels
+COLUMN_LABEL_PITCH = 36  # least pixels between two column labels (up to four digits side by side)
 
 
 @dataclass(frozen=True)
@@ -83,9 +95,37 @@ def ink_on(colour: tuple[int, int, int]) -> tuple[int, int, int]:
     return DARK_INK if luminance(colour) > 140 else LIGHT_INK
 
 
-def cell_size(image_count: int) -> int:
-    """Large cells for a few images, never so small that a value like 0.87 stops being legible."""
-    return max(40, min(76, 560 // max(image_count, 1)))
+def group_size(image_count: int) -> int:
+    """Images per cell side: 1 up to MAX_GROUPS images, then as few as keep the grid within MAX_GROUPS cells."""
+    return max(1, -(-image_count // MAX_GROUPS))
+
+
+def cell_size(cell_count: int) -> int:
+    """Large cells for a few images (values legible from 40 px), shrinking so the grid stays within
+    MAX_GRID_SIDE pixels."""
+    count = max(cell_count, 1)
+    return max(MIN_CELL, min(max(40, min(76, 560 // count)), MAX_GRID_SIDE // count))
+
+
+def grouped_matrix(matrix: torch.Tensor, size: int) -> torch.Tensor:
+    """(groups, groups) mean similarity between groups of `size` consecutive images, each image's similarity
+    with itself left out (a group of one image with itself has no pairs: its mean is NaN, drawn grey)."""
+    count = matrix.shape[0]
+    groups = -(-count // size)
+    padded = torch.zeros(groups * size, groups * size, dtype=torch.float64)
+    padded[:count, :count] = matrix.double()
+    padded[range(count), range(count)] = 0.0
+    sums = padded.reshape(groups, size, groups, size).sum(dim=(1, 3))
+    members = torch.tensor([min(size, count - g * size) for g in range(groups)], dtype=torch.float64)
+    pairs = members[:, None] * members[None, :] - torch.diag(members)
+    return (sums / pairs).float()
+
+
+def _label_shown(index: int, step: int, reference: int) -> bool:
+    """Every step-th label, and the reference's, without crowding the reference's."""
+    if index == reference:
+        return True
+    return index % step == 0 and abs(index - reference) >= step
 
 
 def _fill(pixels: torch.Tensor, box: tuple[int, int, int, int], colour) -> None:
@@ -94,20 +134,27 @@ def _fill(pixels: torch.Tensor, box: tuple[int, int, int, int], colour) -> None:
 
 
 def heatmap_picture(panels: list[Panel]) -> Picture:
-    """Panels side by side (one per set, sharing the colour scale), then the colour bar."""
-    cell = cell_size(max(panel.matrix.shape[0] for panel in panels))
+    """Panels side by side (one per set, sharing the colour scale), then the colour bar. At most
+    MAX_GRID_SIDE grid pixels per panel whatever the set's size (see the module docstring)."""
+    group = group_size(max(panel.matrix.shape[0] for panel in panels))
+    matrices = [panel.matrix if group == 1 else grouped_matrix(panel.matrix, group) for panel in panels]
+    cells_per_side = [matrix.shape[0] for matrix in matrices]
+    cell = cell_size(max(cells_per_side))
     top = MARGIN + HEADER_LINES * TITLE_LINE + LABEL_BAND
-    widths = [LABEL_COLUMN + panel.matrix.shape[0] * cell for panel in panels]
-    grid_height = max(panel.matrix.shape[0] for panel in panels) * cell
+    widths = [LABEL_COLUMN + count * cell for count in cells_per_side]
+    grid_height = max(cells_per_side) * cell
     width = max(MIN_WIDTH, MARGIN + sum(widths) + PANEL_GAP * (len(panels) - 1) + PANEL_GAP // 2 + BAR_WIDTH + BAR_LABELS + MARGIN)
     height = top + grid_height + MARGIN + TITLE_LINE
     pixels = torch.tensor(BACKGROUND, dtype=torch.uint8).repeat(height, width, 1)
     picture = Picture(pixels)
     value_size = max(11, min(18, cell // 4))
+    label_size = 14 if cell >= 16 else 11
+    row_step, column_step = -(-ROW_LABEL_PITCH // cell), -(-COLUMN_LABEL_PITCH // cell)
 
     left = MARGIN
-    for panel, panel_width in zip(panels, widths):
-        count = panel.matrix.shape[0]
+    for panel, matrix, panel_width in zip(panels, matrices, widths):
+        count = matrix.shape[0]
+        reference = panel.reference_index // group
         grid_left = left + LABEL_COLUMN
         picture.texts.append(TextItem(left, MARGIN + TITLE_LINE / 2, panel.title, 16, INK, "left"))
         for line_number, line in enumerate(panel.lines[: HEADER_LINES - 1], start=1):
@@ -115,20 +162,23 @@ def heatmap_picture(panels: list[Panel]) -> Picture:
         boxes = []
         for row in range(count):
             row_boxes = []
-            label = f"{row} ref" if row == panel.reference_index else str(row)
-            ink = REFERENCE_INK if row == panel.reference_index else INK
-            picture.texts.append(TextItem(grid_left - 8 - 22, top + (row + 0.5) * cell, label, 14, ink))
-            picture.texts.append(TextItem(grid_left + (row + 0.5) * cell, top - LABEL_BAND / 2, label, 14, ink))
+            label = f"{panel.reference_index} ref" if row == reference else str(row * group)
+            ink = REFERENCE_INK if row == reference else INK
+            if _label_shown(row, row_step, reference):
+                picture.texts.append(TextItem(grid_left - 8 - 22, top + (row + 0.5) * cell, label, label_size, ink))
+            if _label_shown(row, column_step, reference):
+                picture.texts.append(TextItem(grid_left + (row + 0.5) * cell, top - LABEL_BAND / 2, label, label_size, ink))
             for col in range(count):
                 box = (grid_left + col * cell, top + row * cell, grid_left + (col + 1) * cell - 1, top + (row + 1) * cell - 1)
                 row_boxes.append(box)
+                value = float(matrix[row, col])
                 if row == col:
                     _fill(pixels, box, DIAGONAL)
                     continue
-                value = float(panel.matrix[row, col])
                 colour = colour_of(value)
                 _fill(pixels, box, colour)
-                picture.texts.append(TextItem((box[0] + box[2]) / 2, (box[1] + box[3]) / 2, f"{value:.2f}", value_size, ink_on(colour)))
+                if cell >= VALUE_MIN_CELL:
+                    picture.texts.append(TextItem((box[0] + box[2]) / 2, (box[1] + box[3]) / 2, f"{value:.2f}", value_size, ink_on(colour)))
             boxes.append(row_boxes)
         picture.cells.append(boxes)
         left += panel_width + PANEL_GAP
@@ -141,6 +191,7 @@ def heatmap_picture(panels: list[Panel]) -> Picture:
     for value in (SCALE_HIGH, (SCALE_LOW + SCALE_HIGH) / 2, SCALE_LOW):
         y = top + (SCALE_HIGH - value) / (SCALE_HIGH - SCALE_LOW) * (grid_height - 1)
         picture.texts.append(TextItem(bar_left + BAR_WIDTH + 6, y, f"{value:.1f}", 13, INK, "left"))
-    picture.texts.append(TextItem(MARGIN, height - MARGIN / 2 - TITLE_LINE / 2,
-                                  "cosine similarity of image embeddings (grey: an image with itself)", 13, INK, "left"))
+    caption = ("cosine similarity of image embeddings (grey: an image with itself)" if group == 1 else
+               f"mean cosine similarity between groups of {group} images (labels: a group's first image; grey: a group with itself)")
+    picture.texts.append(TextItem(MARGIN, height - MARGIN / 2 - TITLE_LINE / 2, caption, 13, INK, "left"))
     return picture

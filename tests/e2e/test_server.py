@@ -34,7 +34,7 @@ from safetensors import safe_open
 from host.api_workflows import (
     API_WORKFLOWS_DIR, SHIPPED_IMAGE_NAME, WORKFLOWS_DIR, adapt_for_tiny_models, add_node, bypass, is_link,
     load_prompt, nodes_of, shipped_api_workflows)
-from host.server import PACK_DIR_NAME, ComfyServer, ExecutionFailed, pack_log_problems
+from host.server import PACK_DIR_NAME, ComfyServer, ExecutionFailed, PromptRejected, pack_log_problems
 from host.tiny_checkpoint import TINY_CHECKPOINT_NAME, TINY_CONTROLNET_NAME
 from host.tiny_clip_vision_file import RANDOM_CLIP_VISION_NAME
 
@@ -216,6 +216,24 @@ def test_patch_error_fails_the_prompt_not_the_server(comfy, object_info, unique_
     assert comfy.alive()
     entry = comfy.run(text_to_image_prompt(object_info, unique_prefix("after"), batch=2, seed=12), timeout=RUN_TIMEOUT)
     assert len(comfy.output_images(entry)) == 2
+
+
+@pytest.mark.parametrize("patch, name", [
+    ({"transformer_blocks": "bogus"}, "transformer_blocks"),   # the host does not check a V3 dropdown's options
+    ({"start_percent": float("nan")}, "start_percent"),        # NaN passes the host's min/max check
+])
+def test_bad_widget_value_through_the_api_is_refused_by_name(comfy, object_info, unique_prefix, patch, name):
+    """Issue 21's probes through POST /prompt: refused naming the node and the input (by the host's own
+    validation where a host version has it, else by the node), never sampled or crashed."""
+    prompt = text_to_image_prompt(object_info, unique_prefix("bad"), batch=2, patch=patch)
+    try:
+        comfy.wait(comfy.queue(prompt), timeout=RUN_TIMEOUT)
+    except (ExecutionFailed, PromptRejected) as failure:
+        message = str(failure)
+    else:
+        pytest.fail(f"{patch} was accepted")
+    assert name in message and (PATCH in message or "prompt_outputs_failed_validation" in message), message
+    assert "IndexError" not in message and comfy.alive()
 
 
 # ---- shipped workflows ----------------------------------------------------------------------------------

@@ -34,8 +34,9 @@ def _clip_config(hidden: int, projection: int) -> dict:
     }
 
 
-def tiny_clip(kind: str = "sd15", seed: int = 0):
-    """A comfy.sd.CLIP whose encoder is tiny and random; tokenisation is the host's real CLIP BPE."""
+def tiny_clip(kind: str = "sd15", seed: int = 0, width: int = 32):
+    """A comfy.sd.CLIP whose encoder is tiny and random; tokenisation is the host's real CLIP BPE. `width`:
+    the SD1.5 encoder's hidden size (768 for CLIP-L's real output size, e.g. in memory benchmarks)."""
     import comfy.sd
     import comfy.sd1_clip as sd1_clip
     import comfy.sdxl_clip as sdxl_clip
@@ -43,7 +44,7 @@ def tiny_clip(kind: str = "sd15", seed: int = 0):
 
     class TinyClipL(sd1_clip.SDClipModel):
         def __init__(self, device="cpu", dtype=None, model_options={}, **kwargs):
-            super().__init__(device=device, dtype=dtype, textmodel_json_config=_clip_config(32, 32), model_options=model_options, **kwargs)
+            super().__init__(device=device, dtype=dtype, textmodel_json_config=_clip_config(width, width), model_options=model_options, **kwargs)
 
     class TinySD1Clip(sd1_clip.SD1ClipModel):
         def __init__(self, device="cpu", dtype=None, model_options={}):
