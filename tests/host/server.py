@@ -40,11 +40,11 @@ PACK_DIR_NAME = "ComfyUI-StyleAligned"
 HOST = "127.0.0.1"
 
 if __package__:
-    from .fetch_comfyui import comfyui_path
+    from .fetch_comfyui import comfyui_path, host_packages_dir
 else:  # run as a script: import the helpers as the `host` package; tests/host itself must not shadow ComfyUI's modules
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
     sys.path.insert(0, str(HERE.parent))
-    from host.fetch_comfyui import comfyui_path
+    from host.fetch_comfyui import comfyui_path, host_packages_dir
 
 BASE_SUBDIRS = ("models/checkpoints", "models/controlnet", "models/clip_vision", "custom_nodes", "input", "output", "temp", "user")
 
@@ -158,6 +158,9 @@ class ComfyServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = open(self.log_path, "wb")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        own_packages = host_packages_dir(self.comfy_root)
+        if own_packages:  # this host's own front end / templates versions (fetch_comfyui.py)
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(own_packages), env.get("PYTHONPATH")]))
         started = time.monotonic()
         self.process = subprocess.Popen(
             self.command(), cwd=str(self.comfy_root), env=env, stdin=subprocess.DEVNULL,
@@ -371,12 +374,13 @@ def comfy_server(
     startup_timeout: float = 180.0,
     keep_base_dir: bool = True,
     cpu: bool = True,
+    comfy_root: Path | None = None,
 ) -> Iterator[ComfyServer]:
     """Start a ComfyUI server with this pack for the duration of a `with` block (stopped in any case)."""
     made_temp = base_dir is None
     base = Path(tempfile.mkdtemp(prefix="comfy-stylealigned-")) if made_temp else Path(base_dir)
     prepare_base_directory(base, checkpoints, controlnets, inputs, models, custom_nodes)
-    server = ComfyServer(base, log_path=log_path, extra_args=extra_args, cpu=cpu)
+    server = ComfyServer(base, log_path=log_path, extra_args=extra_args, cpu=cpu, comfy_root=comfy_root)
     try:
         for attempt in range(3):
             try:
@@ -386,7 +390,7 @@ def comfy_server(
                 # The free port can be taken between choosing it and the server binding it: choose again.
                 if attempt == 2 or "address already in use" not in server.log_text().lower():
                     raise
-                server = ComfyServer(base, log_path=log_path, extra_args=extra_args, cpu=cpu)
+                server = ComfyServer(base, log_path=log_path, extra_args=extra_args, cpu=cpu, comfy_root=comfy_root)
         yield server
     finally:
         server.stop()
@@ -394,7 +398,34 @@ def comfy_server(
             shutil.rmtree(base, ignore_errors=True)
 
 
-if __name__ == "__main__":
+def check_host_starts(comfy_root: Path) -> list[str]:
+    """Start the server on this ComfyUI tree with the pack and return what a newcomer would see go wrong at
+    start-up: every "IMPORT FAILED" line (a module the set-up did not install, a node pack that broke)."""
+    with comfy_server(comfy_root=Path(comfy_root), keep_base_dir=False) as server:
+        log = server.startup_log
+    return [line.strip() for line in log.splitlines() if "IMPORT FAILED" in line]
+
+
+def _check_main(roots: list[str]) -> int:
+    status = 0
+    for root in roots:
+        started = time.monotonic()
+        try:
+            failures = check_host_starts(Path(root))
+        except ServerError as error:
+            failures = [str(error)]
+        for failure in failures:
+            print(f"[setup] {root}: {failure}", file=sys.stderr)
+        print(f"[setup] {root}: {'FAILED' if failures else 'starts with the pack, every node module imported'}"
+              f" ({time.monotonic() - started:.0f} s)")
+        status |= bool(failures)
+    return status
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--check"]:
+    # tests/host/setup.sh: `python tests/host/server.py --check HOST_ROOT...`
+    sys.exit(_check_main(sys.argv[2:]))
+elif __name__ == "__main__":
     # Manual use: start a server with the tiny models and keep it up until Ctrl-C.
     from host.tiny_checkpoint import TINY_CHECKPOINT_NAME, TINY_CONTROLNET_NAME, ensure_tiny_models
 
