@@ -6,7 +6,7 @@
         for ref in server.output_images(entry): ...
 
 `comfy_server` makes a fresh base directory (models/checkpoints, models/controlnet, models/clip_vision, custom_nodes with a
-symlink `ComfyUI-StyleAligned` → this repository, input, output, temp, user), links the given model files in,
+symlink `ComfyUI-StyleAligned` → this repository, input, output, temp, user), links the given model files in (copies the input pictures),
 starts `python main.py --cpu --listen 127.0.0.1 --port <free port> --base-directory DIR
 --disable-auto-launch` from the ComfyUI root (fetch_comfyui.comfyui_path()), waits until the server answers,
 writes its output to a log file, and stops it on exit, also when the body raises. Every loop is bounded
@@ -45,6 +45,9 @@ else:  # run as a script: import the helpers as the `host` package; tests/host i
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
     sys.path.insert(0, str(HERE.parent))
     from host.fetch_comfyui import comfyui_path, host_packages_dir
+
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+_LEVEL_TAG = re.compile(r"^\[(?:DEBUG|DETAIL|INFO|WARNING|ERROR|CRITICAL)\] ", re.MULTILINE)
 
 BASE_SUBDIRS = ("models/checkpoints", "models/controlnet", "models/clip_vision", "custom_nodes", "input", "output", "temp", "user")
 
@@ -105,11 +108,18 @@ def prepare_base_directory(
     _link(REPO_ROOT, base_dir / "custom_nodes" / PACK_DIR_NAME)
     for name, path in (custom_nodes or {}).items():
         _link(Path(path), base_dir / "custom_nodes" / name)
-    folders = [("models/checkpoints", checkpoints), ("models/controlnet", controlnets), ("input", inputs)]
+    folders = [("models/checkpoints", checkpoints), ("models/controlnet", controlnets)]
     folders += [(f"models/{folder}", files) for folder, files in (models or {}).items()]
     for folder, files in folders:
         for name, path in (files or {}).items():
             _link(Path(path), base_dir / folder / name)
+    # Input pictures are copied: ComfyUI 0.33 refuses an input whose real path lies outside the input folder
+    # (a symlink to elsewhere: "Invalid image file").
+    for name, path in (inputs or {}).items():
+        target = base_dir / "input" / name
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        shutil.copyfile(Path(path), target)
     return base_dir
 
 
@@ -222,10 +232,13 @@ class ComfyServer:
         self.stop()
 
     def log_text(self) -> str:
+        """The server's output as plain lines on every host (ComfyUI 0.33 colours each logged line and tags
+        it "[INFO] ", "[ERROR] ", ...; both are taken off, as 0.3.75 writes them)."""
         try:
-            return self.log_path.read_text(errors="replace")
+            text = self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+        return _LEVEL_TAG.sub("", _ANSI_ESCAPE.sub("", text))
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
