@@ -107,6 +107,36 @@ def check_image_rope(pe_image, ids, axes_dim, theta):
     torch.testing.assert_close(table_cos_sin(pe_image), (cos, sin), atol=1e-5, rtol=0)
 
 
+def capture_fused_rms_rope(patch, state):
+    """Hosts that fuse QK RMSNorm and RoPE (ComfyUI 0.33's Lumina/Z-Image: comfy_kitchen's rms_rope and
+    rms_rope1) get the same treatment as a plain apply_rope: the table is recorded and the host still
+    normalises, but with the identity rotation, so the independent implementation applies RoPE itself."""
+    import comfy.quant_ops
+
+    kitchen = getattr(comfy.quant_ops, "ck", None)
+    if kitchen is None or not hasattr(kitchen, "rms_rope"):
+        return
+
+    def identity_rotation(freqs):
+        identity = torch.zeros_like(freqs)
+        identity[..., 0, 0] = 1
+        identity[..., 1, 1] = 1
+        return identity
+
+    fused_pair, fused_one = kitchen.rms_rope, kitchen.rms_rope1
+
+    def rms_rope(xq, xk, freqs, *args, **kwargs):
+        state["pe"] = freqs
+        return fused_pair(xq, xk, identity_rotation(freqs), *args, **kwargs)
+
+    def rms_rope1(x, freqs, *args, **kwargs):
+        state["pe"] = freqs
+        return fused_one(x, identity_rotation(freqs), *args, **kwargs)
+
+    patch.setattr(kitchen, "rms_rope", rms_rope)
+    patch.setattr(kitchen, "rms_rope1", rms_rope1)
+
+
 def install_independent(patch, kind, dm, images_per_chunk, reference_index, key_scale, blocks="auto"):
     """Replace the family's RoPE and attention calls in the host by the independent implementation.
     Returns a dict counting the calls it shared."""
@@ -216,6 +246,7 @@ def install_independent(patch, kind, dm, images_per_chunk, reference_index, key_
 
         patch.setattr(host.NextDiT, "patchify_and_embed", patchify)
         patch.setattr(host, "apply_rope", capture_rope)
+        capture_fused_rms_rope(patch, state)
         patch.setattr(host, "optimized_attention_masked", attention)
     return seen
 

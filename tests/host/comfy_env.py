@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 
-from .fetch_comfyui import CACHE_DIR, REPO_ROOT, comfyui_path
+from .fetch_comfyui import CACHE_DIR, REPO_ROOT, comfyui_path, host_packages_dir
 
 PACK_LINK_NAME = "ComfyUI-StyleAligned"
 
@@ -26,6 +26,9 @@ def _put_host_first_on_path(host: Path) -> None:
             sys.path.remove(entry)
     if str(host) not in sys.path:
         sys.path.insert(0, str(host))
+    own_packages = host_packages_dir(host)  # this host's own front end / templates versions (fetch_comfyui.py)
+    if own_packages and str(own_packages) not in sys.path:
+        sys.path.insert(0, str(own_packages))
 
 
 @lru_cache(maxsize=None)

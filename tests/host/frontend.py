@@ -41,6 +41,10 @@ CHROMIUM_FLAGS = (
     "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
 )
 TEMPLATES_DIALOG = "global-workflow-template-selector"
+# Front end 1.32 (ComfyUI 0.3.75) draws dialogs as PrimeVue `.p-dialog`; 1.49 (ComfyUI 0.33) as its own
+# `div[role=dialog]` (same aria-labelledby keys, same × button).
+DIALOG_SELECTOR = ".p-dialog, [role=dialog]"
+TEMPLATES_SELECTOR = f'.p-dialog[aria-labelledby="{TEMPLATES_DIALOG}"], [role=dialog][aria-labelledby="{TEMPLATES_DIALOG}"]'
 
 # Installed before a workflow is loaded: records alerts, toasts and console warnings/errors in the page.
 _HOOKS_JS = """
@@ -68,9 +72,9 @@ return true;
 """
 
 _OPEN_DIALOGS_JS = """
-return Array.from(document.querySelectorAll('.p-dialog')).filter(e => e.offsetParent !== null || e.getClientRects().length)
+return Array.from(document.querySelectorAll('%s')).filter(e => e.offsetParent !== null || e.getClientRects().length)
   .map(e => ({key: e.getAttribute('aria-labelledby') || '', text: (e.innerText || '').slice(0, 500)}));
-"""
+""" % DIALOG_SELECTOR
 
 _LOAD_JS = """
 const [workflow, name, done] = arguments;
@@ -165,13 +169,13 @@ const [spec, viewport, done] = arguments;
 # Closes open dialogs with their own close (×) buttons; returns the keys of those that stay open.
 _CLOSE_DIALOGS_JS = """
 const visible = (e) => e.offsetParent !== null || e.getClientRects().length > 0;
-for (const dialog of document.querySelectorAll('.p-dialog')) {
+for (const dialog of document.querySelectorAll('%s')) {
   const button = dialog.querySelector('.p-dialog-close-button') || Array.from(dialog.querySelectorAll('button')).find(
     b => visible(b) && b.querySelector('.pi-times, [class*="lucide--x"]'));
   if (button) button.click();
 }
 return true;
-"""
+""" % DIALOG_SELECTOR
 
 # The "Introducing Nodes 2.0" banner over the top of the canvas: dismissed so screenshots show the graph.
 _DISMISS_BANNER_JS = r"""
@@ -273,12 +277,15 @@ class FrontEnd:
     def open(self) -> None:
         """Load the page, wait for the app, close the first-run Templates dialog, install the hooks."""
         expect_templates = not self._server_setting("Comfy.TutorialCompleted")
+        # Front end 1.32 validates a loaded workflow against its zod schema by default; 1.49 has the same check
+        # behind this setting, off by default: on, so every front end applies the stricter check.
+        self._set_server_setting("Comfy.Validation.Workflows", True)
         self.driver.get(self.url + "/")
         self._wait_for("!!(window.app && window.app.graph && window.app.canvas && window.LiteGraph && "
                        "window.app.extensionManager && window.app.extensionManager.toast)", "the app to start")
         if expect_templates:  # opened asynchronously after the app starts; a front end that no longer opens it is fine
             try:
-                self._wait_for(f"!!document.querySelector('.p-dialog[aria-labelledby=\"{TEMPLATES_DIALOG}\"]')",
+                self._wait_for(f"!!document.querySelector('{TEMPLATES_SELECTOR}')",
                                "the first-run Templates dialog", timeout=20)
             except TimeoutError:
                 pass
@@ -310,6 +317,12 @@ class FrontEnd:
         except Exception:
             return None
 
+    def _set_server_setting(self, key: str, value: Any) -> None:
+        request = urllib.request.Request(f"{self.url}/settings/{key}", data=json.dumps(value).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+
     def _wait_for(self, js_condition: str, what: str, timeout: float | None = None) -> None:
         deadline = time.monotonic() + (timeout or self.timeout)
         while True:
@@ -332,13 +345,13 @@ class FrontEnd:
             return
         self.driver.execute_script(_CLOSE_DIALOGS_JS)
         try:
-            self._wait_for("document.querySelectorAll('.p-dialog').length === 0", "dialogs to close", timeout=timeout)
+            self._wait_for(f"document.querySelectorAll('{DIALOG_SELECTOR}').length === 0", "dialogs to close", timeout=timeout)
         except TimeoutError:
             self.open()
 
     def close_templates_dialog(self) -> bool:
         """Close the Templates dialog if it is open (its × button); True when one was closed."""
-        selector = f'.p-dialog[aria-labelledby="{TEMPLATES_DIALOG}"]'
+        selector = TEMPLATES_SELECTOR
         clicked = self.driver.execute_script(f"""
             const dialog = document.querySelector('{selector}');
             if (!dialog) return false;

@@ -6,7 +6,7 @@
         for ref in server.output_images(entry): ...
 
 `comfy_server` makes a fresh base directory (models/checkpoints, models/controlnet, models/clip_vision, custom_nodes with a
-symlink `ComfyUI-StyleAligned` → this repository, input, output, temp, user), links the given model files in,
+symlink `ComfyUI-StyleAligned` → this repository, input, output, temp, user), links the given model files in (copies the input pictures),
 starts `python main.py --cpu --listen 127.0.0.1 --port <free port> --base-directory DIR
 --disable-auto-launch` from the ComfyUI root (fetch_comfyui.comfyui_path()), waits until the server answers,
 writes its output to a log file, and stops it on exit, also when the body raises. Every loop is bounded
@@ -40,11 +40,14 @@ PACK_DIR_NAME = "ComfyUI-StyleAligned"
 HOST = "127.0.0.1"
 
 if __package__:
-    from .fetch_comfyui import comfyui_path
+    from .fetch_comfyui import comfyui_path, host_packages_dir
 else:  # run as a script: import the helpers as the `host` package; tests/host itself must not shadow ComfyUI's modules
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
     sys.path.insert(0, str(HERE.parent))
-    from host.fetch_comfyui import comfyui_path
+    from host.fetch_comfyui import comfyui_path, host_packages_dir
+
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+_LEVEL_TAG = re.compile(r"^\[(?:DEBUG|DETAIL|INFO|WARNING|ERROR|CRITICAL)\] ", re.MULTILINE)
 
 BASE_SUBDIRS = ("models/checkpoints", "models/controlnet", "models/clip_vision", "custom_nodes", "input", "output", "temp", "user")
 
@@ -105,11 +108,18 @@ def prepare_base_directory(
     _link(REPO_ROOT, base_dir / "custom_nodes" / PACK_DIR_NAME)
     for name, path in (custom_nodes or {}).items():
         _link(Path(path), base_dir / "custom_nodes" / name)
-    folders = [("models/checkpoints", checkpoints), ("models/controlnet", controlnets), ("input", inputs)]
+    folders = [("models/checkpoints", checkpoints), ("models/controlnet", controlnets)]
     folders += [(f"models/{folder}", files) for folder, files in (models or {}).items()]
     for folder, files in folders:
         for name, path in (files or {}).items():
             _link(Path(path), base_dir / folder / name)
+    # Input pictures are copied: ComfyUI 0.33 refuses an input whose real path lies outside the input folder
+    # (a symlink to elsewhere: "Invalid image file").
+    for name, path in (inputs or {}).items():
+        target = base_dir / "input" / name
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        shutil.copyfile(Path(path), target)
     return base_dir
 
 
@@ -158,6 +168,9 @@ class ComfyServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = open(self.log_path, "wb")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        own_packages = host_packages_dir(self.comfy_root)
+        if own_packages:  # this host's own front end / templates versions (fetch_comfyui.py)
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(own_packages), env.get("PYTHONPATH")]))
         started = time.monotonic()
         self.process = subprocess.Popen(
             self.command(), cwd=str(self.comfy_root), env=env, stdin=subprocess.DEVNULL,
@@ -219,10 +232,13 @@ class ComfyServer:
         self.stop()
 
     def log_text(self) -> str:
+        """The server's output as plain lines on every host (ComfyUI 0.33 colours each logged line and tags
+        it "[INFO] ", "[ERROR] ", ...; both are taken off, as 0.3.75 writes them)."""
         try:
-            return self.log_path.read_text(errors="replace")
+            text = self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+        return _LEVEL_TAG.sub("", _ANSI_ESCAPE.sub("", text))
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
@@ -371,12 +387,13 @@ def comfy_server(
     startup_timeout: float = 180.0,
     keep_base_dir: bool = True,
     cpu: bool = True,
+    comfy_root: Path | None = None,
 ) -> Iterator[ComfyServer]:
     """Start a ComfyUI server with this pack for the duration of a `with` block (stopped in any case)."""
     made_temp = base_dir is None
     base = Path(tempfile.mkdtemp(prefix="comfy-stylealigned-")) if made_temp else Path(base_dir)
     prepare_base_directory(base, checkpoints, controlnets, inputs, models, custom_nodes)
-    server = ComfyServer(base, log_path=log_path, extra_args=extra_args, cpu=cpu)
+    server = ComfyServer(base, log_path=log_path, extra_args=extra_args, cpu=cpu, comfy_root=comfy_root)
     try:
         for attempt in range(3):
             try:
@@ -386,7 +403,7 @@ def comfy_server(
                 # The free port can be taken between choosing it and the server binding it: choose again.
                 if attempt == 2 or "address already in use" not in server.log_text().lower():
                     raise
-                server = ComfyServer(base, log_path=log_path, extra_args=extra_args, cpu=cpu)
+                server = ComfyServer(base, log_path=log_path, extra_args=extra_args, cpu=cpu, comfy_root=comfy_root)
         yield server
     finally:
         server.stop()
@@ -394,7 +411,34 @@ def comfy_server(
             shutil.rmtree(base, ignore_errors=True)
 
 
-if __name__ == "__main__":
+def check_host_starts(comfy_root: Path) -> list[str]:
+    """Start the server on this ComfyUI tree with the pack and return what a newcomer would see go wrong at
+    start-up: every "IMPORT FAILED" line (a module the set-up did not install, a node pack that broke)."""
+    with comfy_server(comfy_root=Path(comfy_root), keep_base_dir=False) as server:
+        log = server.startup_log
+    return [line.strip() for line in log.splitlines() if "IMPORT FAILED" in line]
+
+
+def _check_main(roots: list[str]) -> int:
+    status = 0
+    for root in roots:
+        started = time.monotonic()
+        try:
+            failures = check_host_starts(Path(root))
+        except ServerError as error:
+            failures = [str(error)]
+        for failure in failures:
+            print(f"[setup] {root}: {failure}", file=sys.stderr)
+        print(f"[setup] {root}: {'FAILED' if failures else 'starts with the pack, every node module imported'}"
+              f" ({time.monotonic() - started:.0f} s)")
+        status |= bool(failures)
+    return status
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--check"]:
+    # tests/host/setup.sh: `python tests/host/server.py --check HOST_ROOT...`
+    sys.exit(_check_main(sys.argv[2:]))
+elif __name__ == "__main__":
     # Manual use: start a server with the tiny models and keep it up until Ctrl-C.
     from host.tiny_checkpoint import TINY_CHECKPOINT_NAME, TINY_CONTROLNET_NAME, ensure_tiny_models
 

@@ -249,6 +249,30 @@ TINY_DITS = {
     "z_image": TinyDit("ZImage", Z_IMAGE_CONFIG, 16, _plain_conditioning(32, default_tokens=7)),
 }
 
+# Fields that newer hosts require and older ones do not know (ComfyUI 0.8+: FluxParams.txt_ids_dims,
+# ChromaParams.txt_ids_dims and vec_in_dim); each is added only where the host's params dataclass declares
+# it, so one tiny config builds on both hosts. The values are what the host's own detection gives these
+# families (Flux.2 numbers its text tokens on the fourth RoPE axis, as 0.3.75 hard-codes).
+HOST_DEPENDENT_FIELDS = {
+    "flux": ("comfy.ldm.flux.model", "FluxParams", {"txt_ids_dims": []}),
+    "flux2": ("comfy.ldm.flux.model", "FluxParams", {"txt_ids_dims": [3]}),
+    "chroma": ("comfy.ldm.chroma.model", "ChromaParams", {"txt_ids_dims": [], "vec_in_dim": None}),
+}
+
+
+def host_unet_config(kind: str) -> dict:
+    """TINY_DITS[kind].unet_config plus the fields this host's params dataclass requires."""
+    import dataclasses
+    import importlib
+
+    config = dict(TINY_DITS[kind].unet_config)
+    if kind in HOST_DEPENDENT_FIELDS:
+        module, params_class, extra = HOST_DEPENDENT_FIELDS[kind]
+        declared = {field.name for field in dataclasses.fields(getattr(importlib.import_module(module), params_class))}
+        config.update({name: value for name, value in extra.items() if name in declared and name not in config})
+    return config
+
+
 # Families whose latent has a time axis: (B, C, 1, H, W).
 VIDEO_SHAPED_LATENTS = {"qwen_image"}
 
@@ -259,7 +283,7 @@ def tiny_dit(kind: str, seed: int = 0, dtype: torch.dtype = torch.float32):
     import comfy.supported_models
 
     spec = TINY_DITS[kind]
-    model_config = getattr(comfy.supported_models, spec.config_class)(dict(spec.unet_config))
+    model_config = getattr(comfy.supported_models, spec.config_class)(host_unet_config(kind))
     model_config.set_inference_dtype(dtype, None)
     model = model_config.get_model({}, device=torch.device("cpu"))
     _randomise(model.diffusion_model, seed)
