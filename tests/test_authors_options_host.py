@@ -183,3 +183,18 @@ def test_shared_group_norm_in_every_batching_mode(pack, error_type):
                                   positive, negative, latent_batch, seed=0, disable_pbar=True)
     assert (out[0] - image[0]).abs().max() < 1e-3
     assert (out[1:] - without[1:]).abs().max() > 1e-2
+
+
+def test_shared_group_norm_patches_are_replaced_by_a_later_patch_node(pack):
+    SharedGroupNormForward = pack.stylealign_core.unet.shared_group_norm.SharedGroupNormForward
+    model = tiny_model("sd15")
+    norms = sum(isinstance(m, torch.nn.GroupNorm) for m in model.model.diffusion_model.modules())
+    first = style_aligned(model, share_group_norm=True)
+    ours = [key for key, patch in first.object_patches.items() if type(patch).__name__ == SharedGroupNormForward.__name__]
+    assert len(ours) == norms > 0 and all(key.endswith(".forward") for key in ours)
+    assert not model.object_patches  # the input model is left alone
+    again = style_aligned(first)
+    assert not [p for p in again.object_patches.values() if type(p).__name__ == SharedGroupNormForward.__name__]
+    twice = style_aligned(first, share_group_norm=True)
+    chained = [p for p in twice.object_patches.values() if type(p).__name__ == SharedGroupNormForward.__name__]
+    assert len(chained) == norms and all(type(p.wrapped_forward).__name__ != SharedGroupNormForward.__name__ for p in chained)

@@ -262,13 +262,14 @@ class Variant:
 
 
 # Pack variants: the StyleAlignedOptions each sets beyond the defaults.
+# "pack" is what the node builds with its defaults (adain_on "projections (paper)").
 PACK_OPTIONS = {
-    "pack": {},
-    "pack-eager": {},
+    "pack": {"adain_on_projections": True},
+    "pack-eager": {"adain_on_projections": True},
     "pack-projections": {"adain_on_projections": True},
     "pack-inputs": {"adain_on_projections": False},
     "pack-full-sharing": {"full_attention_sharing": True},
-    "pack-shared-norm": {"share_group_norm": True},
+    "pack-shared-norm": {"adain_on_projections": True, "share_group_norm": True},
 }
 
 
