@@ -102,7 +102,7 @@ class ReferenceLogitShift:
             args = self._adain_projections(pending, args)
         if not shared:
             return args
-        q = args[0]
+        q, k = args[0], args[1]
         if tiles > 1:
             args = (q, _per_tile(k, tiles, token_axis), _per_tile(args[2], tiles, token_axis), *args[3:])
             pending = PendingLogitShift(own // tiles, pending.total_tokens // tiles, pending.shift)
