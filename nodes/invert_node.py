@@ -12,6 +12,7 @@ from comfy_api.latest import io
 from ..stylealign_core import ReferenceTrajectory, StyleAlignedError, invert, inversion_sigmas
 from ..stylealign_core.real_image.inversion import NonFiniteInversion
 from .input_checks import check_finite, check_inputs, check_latent
+from ..stylealign_core.real_image.noised_reference import INVERSION, METHOD_KEY, METHODS, NOISED, noised_reference
 from .host_model import has_style_aligned_patch, model_family, noise_scaling, to_model_latent
 from .reference_type import StyleAlignedReference
 from .text_encoding import encode_prompt
@@ -55,7 +56,9 @@ class StyleAlignedInvertReference(io.ComfyNode):
             category="model_patches/style_aligned",
             description=(
                 "Inverts a real image (its latent from VAE Encode) into a noise trajectory with the model, "
-                "deterministically (DDIM-style), so StyleAlignedPatch can use the image as the style reference."
+                "deterministically (DDIM-style), so StyleAlignedPatch can use the image as the style reference. "
+                "method 'noised' skips the inversion: the reference slot is held on the image noised afresh at "
+                "every step with one seeded noise (AlignedGen's appendix)."
             ),
             inputs=[
                 io.Model.Input("model", tooltip="The model you will sample with, before StyleAlignedPatch."),
@@ -79,12 +82,26 @@ class StyleAlignedInvertReference(io.ComfyNode):
                     "e.g. CLIPTextEncode -> FluxGuidance for Flux.1 dev (without it Flux.1 inverts at the host's default "
                     "guidance, 3.5). One prompt, not a batch.",
                 ),
+                io.Combo.Input(
+                    "method", options=list(METHODS), default=INVERSION, optional=True,
+                    tooltip="inversion: invert the image along the schedule (one model pass per step, before sampling); "
+                    "the slot follows the image's own noise trajectory. noised: no inversion pass (instant): at every "
+                    "step the slot is the image noised with one fixed, seeded noise (AlignedGen's appendix); clip, "
+                    "prompt, steps, scheduler and conditioning are then unused. Both decode to the image.",
+                ),
+                io.Int.Input(
+                    "noise_seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, optional=True,
+                    tooltip="method noised only: the seed of the fixed noise the image is mixed with at every step.",
+                ),
             ],
             outputs=[StyleAlignedReference.Output(display_name="reference", tooltip="Connect to StyleAlignedPatch's reference input, or save it.")],
         )
 
     @classmethod
-    def execute(cls, model, clip, latent, prompt: str, steps: int, scheduler: str, conditioning=None) -> io.NodeOutput:
+    def execute(
+        cls, model, clip, latent, prompt: str, steps: int, scheduler: str, conditioning=None,
+        method: str = INVERSION, noise_seed: int = 0,
+    ) -> io.NodeOutput:
         check_inputs(cls, locals())
         samples = check_latent(NODE_ID, "latent", latent)
         check_finite(NODE_ID, "latent", samples, "encode the reference image again with VAE Encode.")
@@ -93,6 +110,12 @@ class StyleAlignedInvertReference(io.ComfyNode):
                 f"{NODE_ID}: latent holds {samples.shape[0]} images; invert one image at a time "
                 f"(pick one with 'Latent From Batch')."
             )
+        if method not in METHODS:
+            raise StyleAlignedError(f"{NODE_ID}: method '{method}' is not one of {', '.join(METHODS)}.")
+        if method == NOISED:
+            sigma_max = float(model.get_model_object("model_sampling").sigma_max)
+            metadata = {"model_family": model_family(model)}
+            return io.NodeOutput(noised_reference(samples, noise_seed, sigma_max, metadata))
         if has_style_aligned_patch(model):
             raise StyleAlignedError(
                 f"{NODE_ID}: model already carries StyleAlignedPatch; connect the model from before the patch "
@@ -126,6 +149,7 @@ class StyleAlignedInvertReference(io.ComfyNode):
                 "prompt": prompt if conditioning is None else "(the conditioning input)",
                 "steps": str(steps),
                 "scheduler": scheduler,
+                METHOD_KEY: INVERSION,
             },
         )
         return io.NodeOutput(reference)

@@ -19,6 +19,7 @@ from ..stylealign_core.transformer import TransformerSharing
 from ..stylealign_core.unet.attn1_patch import share_flags
 from ..stylealign_core.transformer.block_selection import BLOCK_CHOICES, select_shared_blocks
 from .patch_set import install_patch_set
+from .shared_norm import install_shared_group_norm
 from .host_model import model_family, noise_scaling, percent_to_sigma, self_attention_layers, to_model_latent
 from .transformer_model import install_transformer_route, transformer_family_host
 from .family_names import default_blocks_text, default_key_scale_text, paper_models_text, supported_models_text
@@ -34,7 +35,14 @@ ADVANCED_INPUTS = (
     "share_attention", "adain_queries", "adain_keys", "adain_values",
     "share_input_blocks", "share_middle_block", "share_output_blocks",
     "transformer_blocks", "shift_reference_positions", "reference_key_scale",
+    "adain_on", "full_attention_sharing", "share_group_norm",
 )
+ADAIN_ON_PROJECTIONS = "projections (paper)"
+ADAIN_ON_INPUTS = "inputs"
+ADAIN_PLACES = (ADAIN_ON_PROJECTIONS, ADAIN_ON_INPUTS)
+# The paper's maths by default: on the CPU benchmark it costs the same as AdaIN on the inputs (README,
+# Performance). Saved graphs without this input therefore change slightly.
+ADAIN_DEFAULT = ADAIN_ON_PROJECTIONS
 
 
 class StyleAlignedPatch(io.ComfyNode):
@@ -126,6 +134,28 @@ class StyleAlignedPatch(io.ComfyNode):
                     "(reference_index) is held on the image's inverted trajectory and decodes to the image itself; "
                     "put the encoded image there, e.g. LatentBatch(image latent, empty latents).",
                 ),
+                io.Combo.Input(
+                    "adain_on", options=list(ADAIN_PLACES), default=ADAIN_DEFAULT, optional=True,
+                    tooltip="UNets only (transformers always normalise the projected queries and keys): where AdaIN "
+                    "normalises. 'projections (paper)': the projected queries/keys (to_q/to_k outputs), as the authors' "
+                    "code (the default). 'inputs': the inputs of those projections (what the attn1 patch receives; the "
+                    "pack's behaviour before this option, so older graphs come out slightly different now). They differ "
+                    "slightly; both leave the reference unchanged.",
+                ),
+                io.Boolean.Input(
+                    "full_attention_sharing", default=False, optional=True,
+                    tooltip="UNets only (ignored for transformers). Off = the paper's method. On = the paper's 'full attention "
+                    "sharing' baseline: every image of the batch attends to every other image, the REFERENCE INCLUDED, so "
+                    "the reference changes too and content leaks between images; AdaIN and reference_strength are not "
+                    "used. Costs more with more images (attention grows with the square of the batch).",
+                ),
+                io.Boolean.Input(
+                    "share_group_norm", default=False, optional=True,
+                    tooltip="UNets only (ignored for transformers). Off as in the authors' demos. On: every GroupNorm of the "
+                    "UNet normalises each target with statistics over its own and the reference's feature maps (the "
+                    "authors' share_group_norm), pulling overall colour and contrast towards the reference; the "
+                    "reference itself is unchanged.",
+                ),
             ],
             outputs=[io.Model.Output(tooltip="A patched copy of the model; connect it to the sampler.")],
         ), *ADVANCED_INPUTS)
@@ -150,6 +180,9 @@ class StyleAlignedPatch(io.ComfyNode):
         shift_reference_positions: bool = True,
         reference_key_scale: float = 0.0,
         reference=None,
+        adain_on: str = ADAIN_DEFAULT,
+        full_attention_sharing: bool = False,
+        share_group_norm: bool = False,
     ) -> io.NodeOutput:
         check_inputs(cls, locals())
         if start_percent > end_percent:
@@ -170,6 +203,9 @@ class StyleAlignedPatch(io.ComfyNode):
             shared_layer_fraction=shared_layer_fraction,
             sigma_start=percent_to_sigma(model, start_percent),
             sigma_end=percent_to_sigma(model, end_percent),
+            adain_on_projections=adain_on_projections(adain_on),
+            full_attention_sharing=full_attention_sharing,
+            share_group_norm=share_group_norm,
         )
         family_host = transformer_family_host(model, NODE_ID)
         held_reference = None if reference is None else hold_reference(model, reference)
@@ -190,6 +226,8 @@ class StyleAlignedPatch(io.ComfyNode):
             attn1_patch=SharedAttentionPatch(options, runtime, shared_layers),
             make_attention_override=make_override,
         )
+        if options.share_group_norm:
+            install_shared_group_norm(patched, runtime)
         return io.NodeOutput(patched)
 
 
@@ -224,3 +262,9 @@ def hold_reference(model, reference) -> HeldReference:
             f"again with this model (StyleAlignedInvertReference)."
         )
     return HeldReference(reference, to_model_latent(model, reference.clean_latent), noise_scaling(model))
+
+
+def adain_on_projections(adain_on: str) -> bool:
+    if adain_on not in ADAIN_PLACES:
+        raise StyleAlignedError(f"{NODE_ID}: adain_on '{adain_on}' is not one of: {', '.join(ADAIN_PLACES)}.")
+    return adain_on == ADAIN_ON_PROJECTIONS

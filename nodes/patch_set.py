@@ -14,6 +14,7 @@ from typing import Callable, Optional
 import comfy.patcher_extension
 
 from ..stylealign_core import StyleAlignedModelCall, replaced_attn1
+from .shared_norm import remove_shared_group_norm
 
 WRAPPER_KEY = "stylealigned"
 APPLY_MODEL = comfy.patcher_extension.WrappersMP.APPLY_MODEL
@@ -88,6 +89,7 @@ def remove_patch_set(patched) -> None:
             else:
                 transformer_options["optimized_attention_override"] = previous
     patched.remove_wrappers_with_key(APPLY_MODEL, WRAPPER_KEY)
+    remove_shared_group_norm(patched)
 
 
 def has_patch_set(model) -> bool:

@@ -70,14 +70,22 @@ class StyleAlignedModelCall:
             x = self.held_reference.hold_input(x, timestep, layout)
         sigma = float(timestep.max())
         self.runtime.current_call = CallContext(
-            active=self.options.sigma_is_active(sigma), replaced_layers=frozenset(replaced_layers)
+            active=self.options.sigma_is_active(sigma), replaced_layers=frozenset(replaced_layers), layout=layout
         )
         calls_before = self.runtime.patch_calls
+        self.runtime.projected_adain_missed = 0
         try:
             output = call_unet(x)
         finally:
             self.runtime.current_call = None
-            self.runtime.pending_shift = None
+            pending, self.runtime.pending_shift = self.runtime.pending_shift, None
+        if self.runtime.projected_adain_missed or (pending is not None and pending.projected is not None):
+            raise StyleAlignedError(
+                f"{NODE_NAME}: adain_on is 'projections (paper)' but the self-attention calls never reached StyleAligned's "
+                f"attention override, so the projected queries and keys were not normalised. Another node after "
+                f"StyleAlignedPatch may have replaced the attention override; put StyleAlignedPatch last in the model "
+                f"chain, or set adain_on to 'inputs'."
+            )
         if self.runtime.patch_calls == calls_before:
             raise StyleAlignedError(
                 f"{NODE_NAME}: this model never ran the self-attention patch, so nothing was aligned. The UNet route "

@@ -26,6 +26,15 @@ class StyleAlignedOptions:
     # Sharing is active while sigma_end <= sigma <= sigma_start (the node converts percents to sigmas).
     sigma_start: float = math.inf
     sigma_end: float = 0.0
+    # UNets: AdaIN on the projected q/k/v (to_q/to_k/to_v outputs, the authors' code) instead of on the
+    # projection inputs the attn1 patch receives.
+    adain_on_projections: bool = False
+    # UNets: the authors' "full attention sharing" baseline: every image of a chunk attends to every image of
+    # that chunk (the reference too, so it changes); no AdaIN, no reference strength.
+    full_attention_sharing: bool = False
+    # UNets: every GroupNorm takes a target's statistics over its own and its chunk's reference's feature
+    # maps (the authors' share_group_norm); the reference normalises alone.
+    share_group_norm: bool = False
 
     @property
     def logit_shift(self) -> float:

@@ -8,8 +8,11 @@ syncs such as reading a sigma off the GPU.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
+if TYPE_CHECKING:
+    from .batch_layout import BatchLayout
+    from .unet.projected_adain import ProjectedAdain
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,8 @@ class CallContext:
     active: bool
     # Layers whose self-attention another node replaced in this call (attn1 replace patch keys).
     replaced_layers: frozenset = frozenset()
+    # The call's batch layout (for the shared GroupNorm, which sees only its input tensor).
+    layout: Optional["BatchLayout"] = None
 
     def layer_replaced(self, block: tuple, block_index: int) -> bool:
         return (block[0], block[1], block_index) in self.replaced_layers or tuple(block) in self.replaced_layers
@@ -31,6 +36,11 @@ class PendingLogitShift:
     own_tokens: int
     total_tokens: int
     shift: float
+    # AdaIN on the projected q/k/v, for the attention call to apply (adain_on "projections (paper)").
+    projected: Optional["ProjectedAdain"] = None
+    # Full attention sharing (full_attention_sharing): the call's batch layout; the attention call then runs
+    # every chunk as one sequence of all its images' tokens.
+    full_share: Optional["BatchLayout"] = None
 
 
 class PatchRuntime:
@@ -38,6 +48,9 @@ class PatchRuntime:
         self.current_call: Optional[CallContext] = None
         self.patch_calls = 0
         self.pending_shift: Optional[PendingLogitShift] = None
+        # Layers of the current model call whose projected AdaIN no attention call applied.
+        self.projected_adain_missed = 0
+        self.shared_norm_calls = 0
 
     def __deepcopy__(self, memo):
         # ModelPatcher.clone deep-copies model_options; the pieces of one patch must keep sharing this.

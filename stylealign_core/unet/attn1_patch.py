@@ -28,6 +28,7 @@ from ..maths.fused_adain import ShareFlags, fused_share_reference
 from ..layer_selection import LayerKey, block_kind_selected
 from ..options import StyleAlignedOptions
 from ..runtime import PatchRuntime, PendingLogitShift
+from .projected_adain import ProjectedAdain
 
 
 def _grouped(tokens: torch.Tensor, layout: BatchLayout) -> torch.Tensor:
@@ -120,7 +121,11 @@ class SharedAttentionPatch:
         # None: the model's layers could not be listed; then every layer of a selected block kind shares.
         self.shared_layers = shared_layers
         self._layouts: dict[tuple, BatchLayout] = {}
-        self._flags = share_flags(options)
+        flags = share_flags(options)
+        # With AdaIN on the projections the inputs are only shared here; the attention override normalises
+        # the projected q/k/v (projected_adain.py).
+        self._projected = options.adain_on_projections and flags.any_adain
+        self._flags = ShareFlags(False, False, False, flags.share) if self._projected else flags
 
     def layer_shares(self, extra_options: dict) -> bool:
         block = extra_options.get("block")
@@ -167,11 +172,22 @@ class SharedAttentionPatch:
         layout = self._layout(k_in.shape[0], extra_options.get("cond_or_uncond"))
         if v_in.shape[0] != layout.rows:
             return q_in, k_in, v_in
+        if self.options.full_attention_sharing:
+            # The attention override runs each chunk as one sequence (full_sharing.py); inputs stay as they are.
+            tokens = k_in.shape[-2]
+            self.runtime.pending_shift = PendingLogitShift(own_tokens=tokens, total_tokens=tokens, shift=0.0, full_share=layout)
+            return q_in, k_in, v_in
         q_out, k_out, v_out = _share(q_in, k_in, v_in, layout, self._flags)
-        if k_out.shape[-2] != k_in.shape[-2]:
-            # Read by the attention override: the reference strength, and keys to re-tile when another patch
-            # (HyperTile) splits the queries into tiles after or before this one.
+        if self._projected and self.runtime.pending_shift is not None and self.runtime.pending_shift.projected is not None:
+            self.runtime.projected_adain_missed += 1  # the previous layer's attention call never took its note
+        if k_out.shape[-2] != k_in.shape[-2] or self._projected:
+            # Read by the attention override: the reference strength, keys to re-tile when another patch
+            # (HyperTile) splits the queries into tiles after or before this one, the projected AdaIN.
+            options = self.options
+            projected = (
+                ProjectedAdain(layout, options.adain_queries, options.adain_keys, options.adain_values) if self._projected else None
+            )
             self.runtime.pending_shift = PendingLogitShift(
-                own_tokens=k_in.shape[-2], total_tokens=k_out.shape[-2], shift=self.options.logit_shift
+                own_tokens=k_in.shape[-2], total_tokens=k_out.shape[-2], shift=options.logit_shift, projected=projected
             )
         return q_out, k_out, v_out

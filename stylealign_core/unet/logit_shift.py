@@ -7,6 +7,9 @@ receives it as an additive mask. Adding log(s) to a key's logits multiplies its 
 before renormalisation. The reference row sees the same tokens twice, so a shift on the second copy
 does not change its output.
 
+With AdaIN on the projections (adain_on "projections (paper)") the same call also normalises the
+projected q/k/v the attn1 patch left a note for (projected_adain.py), before any re-tiling.
+
 Tiled queries (HyperTile splits each image's queries into T tiles and lets attention split the keys by
 count, row-major, into T chunks): keys [own ; reference] are re-laid out per tile as
 [own chunk t ; reference chunk t], so tile t of every image sees its own chunk as without the pack plus
@@ -21,6 +24,8 @@ from typing import Callable, Optional
 import torch
 
 from ..runtime import PatchRuntime, PendingLogitShift
+from .full_sharing import can_share_fully, fully_shared_attention
+from .projected_adain import adain_own_tokens
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +53,29 @@ class ReferenceLogitShift:
 
     def __call__(self, attention_fn, *args, **kwargs):
         pending = self.runtime.take_pending_shift()
+        if pending is not None and pending.full_share is not None:
+            return self._fully_shared(pending, attention_fn, args, kwargs)
         if pending is not None:
             args = self._prepare(pending, args, kwargs)
+        return self._attend(attention_fn, args, kwargs)
+
+    def _attend(self, attention_fn, args, kwargs):
         if self.previous_override is not None:
             return self.previous_override(attention_fn, *args, **kwargs)
         return attention_fn(*args, **kwargs)
+
+    def _fully_shared(self, pending: PendingLogitShift, attention_fn, args: tuple, kwargs: dict):
+        if len(args) < 4 or not can_share_fully(args[0], args[1], args[2], pending.full_share, kwargs):
+            if not self._warned:
+                log.warning("StyleAlignedPatch: another patch changed the self-attention inputs (tiles, a mask); "
+                            "full_attention_sharing is not applied in those layers.")
+                self._warned = True
+            return self._attend(attention_fn, args, kwargs)
+
+        def attend(q, k, v, heads, **call_kwargs):
+            return self._attend(attention_fn, (q, k, v, heads, *args[4:]), call_kwargs)
+
+        return fully_shared_attention(attend, args[0], args[1], args[2], args[3], pending.full_share, **kwargs)
 
     def _prepare(self, pending: PendingLogitShift, args: tuple, kwargs: dict) -> tuple:
         q, k = args[0], args[1]
@@ -60,19 +83,26 @@ class ReferenceLogitShift:
         existing = kwargs.get("mask")
         tiles = q.shape[0] // k.shape[0] if k.shape[0] and q.shape[0] % k.shape[0] == 0 else 0
         own = pending.own_tokens
+        shared = pending.total_tokens != own
         # A mask passed positionally, a boolean mask, or keys another patch resized: leave this call alone.
         if (
             len(args) > 4 or k.shape[token_axis] != pending.total_tokens or tiles == 0
-            or pending.total_tokens != 2 * own or own % tiles != 0
+            or (shared and pending.total_tokens != 2 * own) or own % tiles != 0
             or (existing is not None and existing.dtype == torch.bool)
+            or (pending.projected is not None and token_axis != 1)
         ):
             if not self._warned:
                 log.warning(
                     "StyleAlignedPatch: another patch changed the self-attention inputs; "
-                    "reference_strength is not applied in those layers."
+                    "reference_strength and AdaIN on the projections are not applied in those layers."
                 )
                 self._warned = True
             return args
+        if pending.projected is not None:
+            args = self._adain_projections(pending, args)
+        if not shared:
+            return args
+        q, k = args[0], args[1]
         if tiles > 1:
             args = (q, _per_tile(k, tiles, token_axis), _per_tile(args[2], tiles, token_axis), *args[3:])
             pending = PendingLogitShift(own // tiles, pending.total_tokens // tiles, pending.shift)
@@ -80,6 +110,20 @@ class ReferenceLogitShift:
             mask = self.mask_for(pending, q.dtype, q.device)
             kwargs["mask"] = mask if existing is None else existing + mask
         return args
+
+    @staticmethod
+    def _adain_projections(pending: PendingLogitShift, args: tuple) -> tuple:
+        """q, k, v (rows, tokens, channels) with the targets' own tokens AdaIN-normalised to the reference's.
+        Queries cover only own tokens (possibly in tiles); keys and values may carry the appended ones."""
+        projected = pending.projected
+        q, k, v = args[0], args[1], args[2]
+        if projected.queries:
+            q = adain_own_tokens(q, q.shape[1], projected.layout)
+        if projected.keys:
+            k = adain_own_tokens(k, pending.own_tokens, projected.layout)
+        if projected.values:
+            v = adain_own_tokens(v, pending.own_tokens, projected.layout)
+        return (q, k, v, *args[3:])
 
 
 def _per_tile(tokens: torch.Tensor, tiles: int, token_axis: int) -> torch.Tensor:

@@ -21,6 +21,10 @@ repetitions of its time over the unpatched time of the same repetition:
                      statistics of expanded copies of the reference, the reference normalised against itself
     floor            the reference's tokens appended to the k/v inputs and nothing else: the attn1_patch
                      route's floor (the extra attention and k/v projections)
+    pack-projections the pack with adain_on "projections (paper)" (AdaIN on the to_q/to_k outputs, in the
+                     attention override); pack-inputs the pack with adain_on "inputs" (on request only)
+    pack-full-sharing  full_attention_sharing (every image attends to every image of its chunk; on request)
+    pack-shared-norm   share_group_norm on top of the default pack (on request)
 Peak memory: CUDA, torch.cuda.max_memory_allocated over one forward (absolute, weights included, and above
 what was allocated before the forward); CPU, the peak of live CPU allocations during one forward, summed
 from the torch profiler's allocation events (tracemalloc does not see torch's allocator).
@@ -254,6 +258,44 @@ class Variant:
     transformer_options: dict
     wrapper: Optional[Callable] = None
     before: Optional[Callable] = None  # run before each forward (e.g. switch the Triton path)
+    after: Optional[Callable] = None  # run after each forward (e.g. take module patches off again)
+
+
+# Pack variants: the StyleAlignedOptions each sets beyond the defaults.
+# "pack" is what the node builds with its defaults (adain_on "projections (paper)").
+PACK_OPTIONS = {
+    "pack": {"adain_on_projections": True},
+    "pack-eager": {"adain_on_projections": True},
+    "pack-projections": {"adain_on_projections": True},
+    "pack-inputs": {"adain_on_projections": False},
+    "pack-full-sharing": {"full_attention_sharing": True},
+    "pack-shared-norm": {"adain_on_projections": True, "share_group_norm": True},
+}
+
+
+def group_norm_patches(diffusion_model, runtime):
+    """before/after callables that put the shared GroupNorm forwards on the modules for one forward and take
+    them off again (the node does this through ModelPatcher object patches, which this benchmark bypasses)."""
+    import contextlib
+
+    import torch
+
+    from stylealign_core.unet.shared_group_norm import SharedGroupNormForward
+
+    norms = [m for m in diffusion_model.modules() if isinstance(m, torch.nn.GroupNorm)]
+
+    def affine(module, like):
+        return contextlib.nullcontext((module.weight, module.bias))
+
+    def before():
+        for module in norms:
+            module.forward = SharedGroupNormForward(type(module).forward.__get__(module), module, runtime, affine)
+
+    def after():
+        for module in norms:
+            del module.forward
+
+    return before, after
 
 
 def make_variants(patcher, names: list[str]) -> list[Variant]:
@@ -271,24 +313,33 @@ def make_variants(patcher, names: list[str]) -> list[Variant]:
     for name in names:
         if name == "unpatched":
             variants.append(Variant(name, dict(patcher.model_options.get("transformer_options", {}))))
-        elif name in ("pack", "pack-eager"):
-            # What the StyleAlignedPatch node builds with its defaults.
-            options = StyleAlignedOptions(reference_index=REFERENCE_INDEX)
+        elif name in PACK_OPTIONS:
+            # What the StyleAlignedPatch node builds (defaults, or the option the variant names).
+            options = StyleAlignedOptions(reference_index=REFERENCE_INDEX, **PACK_OPTIONS[name])
             layers = self_attention_layers(patcher.model.diffusion_model)
             runtime = PatchRuntime()
             patched = patcher.clone()
             patched.set_model_attn1_patch(SharedAttentionPatch(options, runtime, select_shared_layers(layers, options)))
             previous = patched.model_options.get("model_function_wrapper")
             patched.set_model_unet_function_wrapper(StyleAlignedModelCall(options, runtime, previous))
-            # The node also installs its attention override (reference strength, HyperTile re-tiling); it
-            # passes calls through at the defaults, but its per-call cost belongs in the figure.
+            # The node also installs its attention override (reference strength, HyperTile re-tiling, AdaIN on
+            # the projections); it passes calls through at the defaults, but its per-call cost belongs in the figure.
             transformer_options = patched.model_options.setdefault("transformer_options", {})
             transformer_options["optimized_attention_override"] = ReferenceLogitShift(
                 runtime, transformer_options.get("optimized_attention_override"))
-            enable = name == "pack"
+            enable = name != "pack-eager"
+            before = after = None
+            if options.share_group_norm:
+                before, after = group_norm_patches(patcher.model.diffusion_model, runtime)
+
+            def before_forward(enable=enable, patch_norms=before):
+                fused_adain.set_triton_enabled(enable)
+                if patch_norms is not None:
+                    patch_norms()
+
             variants.append(Variant(
                 name, patched.model_options["transformer_options"], patched.model_options["model_function_wrapper"],
-                before=lambda enable=enable: fused_adain.set_triton_enabled(enable),
+                before=before_forward, after=after,
             ))
         elif name in ("straightforward", "floor"):
             patched = patcher.clone()
@@ -334,11 +385,15 @@ def forward(patcher, variant: Variant, inputs: Inputs):
     transformer_options["cond_or_uncond"] = list(CHUNKS)
     transformer_options["sigmas"] = inputs.sigma
     c = dict(inputs.c, transformer_options=transformer_options)
-    if variant.wrapper is not None:
-        return variant.wrapper(
-            model.apply_model, {"input": inputs.x, "timestep": inputs.sigma, "c": c, "cond_or_uncond": list(CHUNKS)}
-        )
-    return model.apply_model(inputs.x, inputs.sigma, **c)
+    try:
+        if variant.wrapper is not None:
+            return variant.wrapper(
+                model.apply_model, {"input": inputs.x, "timestep": inputs.sigma, "c": c, "cond_or_uncond": list(CHUNKS)}
+            )
+        return model.apply_model(inputs.x, inputs.sigma, **c)
+    finally:
+        if variant.after is not None:
+            variant.after()
 
 
 def synchronize(device) -> None:
