@@ -51,6 +51,8 @@ class CallLayout:
     # shared blocks that reached it, and those it changed.
     reached_calls: int = field(default=0)
     shared_calls: int = field(default=0)
+    # Why calls of shared blocks were passed through unchanged (for the model-call wrapper's report).
+    pass_causes: set = field(default_factory=set)
 
     _row_indices: dict = field(default_factory=dict, repr=False)
 

@@ -12,6 +12,7 @@ route does (HeldReference.hold_input / hold_output, shared by both routes).
 
 from __future__ import annotations
 
+import logging
 from typing import Callable, Optional
 
 from ..batch_layout import NODE_NAME, BatchLayout, batch_layout
@@ -23,6 +24,8 @@ from .call_layout import CALL_LAYOUT_KEY, CallLayout
 
 # build_layout(diffusion_model, batch, active, x, c_crossattn, transformer_options, kwargs) -> CallLayout
 LayoutBuilder = Callable[..., CallLayout]
+
+log = logging.getLogger(__name__)
 
 
 class TransformerModelCall:
@@ -38,6 +41,7 @@ class TransformerModelCall:
         self.override = override
         self.held_reference = held_reference
         self._reached_once = False
+        self._warned_partial = False
 
     # What nodes/patch_set.py removes when a later StyleAlignedPatch replaces this patch set.
     attn1_patch = None
@@ -58,6 +62,7 @@ class TransformerModelCall:
         layout.owner = self.override
         transformer_options[CALL_LAYOUT_KEY] = layout
         output = executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+        self._check_shared(layout)
         self._reached_once = self._reached_once or layout.reached_calls > 0
         if active and self.override.sharing.shared_blocks and not self._reached_once:
             raise StyleAlignedError(
@@ -68,3 +73,25 @@ class TransformerModelCall:
         if self.held_reference is not None:
             output = self.held_reference.hold_output(output, batch)
         return output
+
+    def _check_shared(self, layout: CallLayout) -> None:
+        """Shared blocks were reached but their calls had a layout the pack does not understand: never a quiet
+        unaligned set. None shared in this model call: an error; some: one warning per patch."""
+        if layout.reached_calls == layout.shared_calls:
+            return
+        causes = ", ".join(sorted(layout.pass_causes)) or "its layout"
+        family = self.override.family.name
+        if layout.shared_calls == 0:
+            raise StyleAlignedError(
+                f"{NODE_NAME}: the {family} model reached {layout.reached_calls} attention calls of shared blocks but "
+                f"StyleAligned could not read any of them ({causes} differ from what it expects for {family}), so "
+                f"nothing would be aligned. Another node may change this model's attention layout; bypass "
+                f"StyleAlignedPatch or that node."
+            )
+        if not self._warned_partial:
+            self._warned_partial = True
+            log.warning(
+                "%s: on the %s model %d of %d attention calls of shared blocks were left unshared (%s differ from what "
+                "StyleAligned expects); the images are aligned in the other blocks only.",
+                NODE_NAME, family, layout.reached_calls - layout.shared_calls, layout.reached_calls, causes,
+            )
