@@ -64,11 +64,17 @@ class FluxCallLayout:
     ) -> CallLayout:
         text_tokens = 0 if c_crossattn is None else c_crossattn.shape[1]
         rope_options = transformer_options.get("rope_options")
-        key = (tuple(x.shape[-2:]), x.device, repr(rope_options))
-        cached = self._cache.get(key)
-        if cached is None:
-            cached = self._cache[key] = self._rotations(diffusion_model, x, transformer_options)
-        image_rotations, shift_rotation = cached
+
+        def rotations_for(rope_options):
+            # Rebuilt when the attention call sees other rope_options than this wrapper (LongCat-Image adds
+            # its offsets inside its own model call): the model's own positions, whoever set them.
+            key = (tuple(x.shape[-2:]), x.device, repr(rope_options))
+            cached = self._cache.get(key)
+            if cached is None:
+                cached = self._cache[key] = self._rotations(diffusion_model, x, {"rope_options": rope_options} if rope_options is not None else {})
+            return cached
+
+        image_rotations, shift_rotation = rotations_for(rope_options)
         return CallLayout(
             batch=batch,
             image_start=text_tokens,
@@ -76,6 +82,8 @@ class FluxCallLayout:
             active=active,
             image_rotations=image_rotations,
             shift_rotation=shift_rotation,
+            rotations_for=rotations_for,
+            rope_options_key=repr(rope_options),
         )
 
     def _rotations(self, diffusion_model, x, transformer_options):

@@ -66,8 +66,9 @@ def adain(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (x - mx) / (vx + EPS).sqrt() * (vy + EPS).sqrt() + my
 
 
-def alignedgen_attention(params, images_per_chunk, reference_index, image_grid, text_tokens=TEXT_TOKENS):
-    """An attention(q, k, v, pe, mask, transformer_options) for flux/layers.py, AlignedGen in single blocks."""
+def alignedgen_attention(params, images_per_chunk, reference_index, image_grid, text_tokens=TEXT_TOKENS, id_offsets=(0.0, 0.0, 0.0)):
+    """An attention(q, k, v, pe, mask, transformer_options) for flux/layers.py, AlignedGen in single blocks.
+    id_offsets: (index, row, col) the model adds to its image ids (LongCat-Image: 1, text length, text length)."""
     import comfy.ldm.flux.math
 
     original = comfy.ldm.flux.math.attention
@@ -76,7 +77,7 @@ def alignedgen_attention(params, images_per_chunk, reference_index, image_grid, 
     cols_ = torch.arange(w_len).repeat(h_len).float()
     # Image ids (0, row, col[, 0]); the shifted copy moves col by the width in tokens.
     plain_ids = torch.zeros(h_len * w_len, len(params.axes_dim))
-    plain_ids[:, 1], plain_ids[:, 2] = rows_, cols_
+    plain_ids[:, 0], plain_ids[:, 1], plain_ids[:, 2] = id_offsets[0], rows_ + id_offsets[1], cols_ + id_offsets[2]
     shifted_ids = plain_ids.clone()
     shifted_ids[:, 2] += w_len
     shifted_cos, shifted_sin = own_rope(shifted_ids, params.axes_dim, params.theta)

@@ -77,6 +77,7 @@ class SharedAttentionOverride:
         if heads_first is None:
             return self._pass_through(layout, "its q/k/v format", backend, args, kwargs)
         q, k, v, heads = heads_first
+        layout.follow_rope_options(transformer_options.get("rope_options"))
         call_layout = layout.for_call(call_index)  # an image-only call (refiner) has its own image_start
         tokens = call_layout.image_start + call_layout.image_tokens
         if (

@@ -249,6 +249,34 @@ TINY_DITS = {
     "z_image": TinyDit("ZImage", Z_IMAGE_CONFIG, 16, _plain_conditioning(32, default_tokens=7)),
 }
 
+# LongCat-Image (ComfyUI 0.33+): loads as Flux (no guidance, no pooled vector, text ids on two axes) and
+# adds rope_options offsets inside the model call.
+LONGCAT_CONFIG = dict(FLUX_CONFIG, guidance_embed=False, vec_in_dim=None, txt_ids_dims=[1, 2])
+TINY_DITS["longcat"] = TinyDit("LongCatImage", LONGCAT_CONFIG, 16, _flux_conditioning(32, None))
+
+# Fields newer hosts require of Flux / Chroma configs (ComfyUI 0.8+: txt_ids_dims; Chroma also vec_in_dim),
+# given only where the host's params class has them: (field, value by family).
+HOST_REQUIRED_FIELDS = {"txt_ids_dims": {"flux2": [3]}, "vec_in_dim": {}}
+
+
+def _fit_host(kind: str, config: dict) -> dict:
+    """The tiny config with the fields this host's Flux/Chroma params require (feature-detected)."""
+    import dataclasses
+
+    if config.get("image_model") not in ("flux", "flux2", "chroma"):
+        return config
+    if config["image_model"] == "chroma":
+        from comfy.ldm.chroma.model import ChromaParams as params
+    else:
+        from comfy.ldm.flux.model import FluxParams as params
+    fields = {field.name for field in dataclasses.fields(params)}
+    fitted = dict(config)
+    for name, by_kind in HOST_REQUIRED_FIELDS.items():
+        if name in fields and name not in fitted:
+            fitted[name] = by_kind.get(config["image_model"], [] if name == "txt_ids_dims" else None)
+    return {key: value for key, value in fitted.items() if key in fields or key not in HOST_REQUIRED_FIELDS}
+
+
 # Families whose latent has a time axis: (B, C, 1, H, W).
 VIDEO_SHAPED_LATENTS = {"qwen_image"}
 
@@ -259,7 +287,7 @@ def tiny_dit(kind: str, seed: int = 0, dtype: torch.dtype = torch.float32):
     import comfy.supported_models
 
     spec = TINY_DITS[kind]
-    model_config = getattr(comfy.supported_models, spec.config_class)(dict(spec.unet_config))
+    model_config = getattr(comfy.supported_models, spec.config_class)(_fit_host(kind, spec.unet_config))
     model_config.set_inference_dtype(dtype, None)
     model = model_config.get_model({}, device=torch.device("cpu"))
     _randomise(model.diffusion_model, seed)
