@@ -374,10 +374,26 @@ def test_a_second_patch_replaces_the_first(model, kind):
     assert torch.equal(twice, once)
 
 
-def test_an_override_replaced_without_chaining_is_an_error(model, kind, error_type):
+def test_an_override_replaced_without_chaining_is_put_back_in_front(model, kind):
+    """A later node replaced the override slot without chaining (as ModelAttentionBackend does): for each
+    model call the pack's override goes in front of it and calls it as its backend, so both stay."""
+    positive, negative = conds(kind)
+    noise = dit_noise(kind, 3, seed=16)
+    calls = []
+    replaced = style_aligned(model).clone()
+    replaced.model_options["transformer_options"]["optimized_attention_override"] = (
+        lambda backend, *a, **k: calls.append(a[0].shape[0]) or backend(*a, **k))
+    aligned = sample(replaced, noise, positive, negative, steps=1)
+    assert calls and torch.equal(aligned, sample(style_aligned(model), noise, positive, negative, steps=1))
+    assert {2, 4} <= set(calls)  # it ran for the reference rows (2 chunks) and the target rows
+
+
+def test_replaced_attention_blocks_are_an_error(model, kind, error_type):
+    """Another node replaced every shared block (patches_replace) so the override is never reached."""
     positive, negative = conds(kind)
     replaced = style_aligned(model).clone()
-    replaced.model_options["transformer_options"]["optimized_attention_override"] = lambda backend, *a, **k: backend(*a, **k)
+    for index in range(TINY_DITS[kind].unet_config["depth_single_blocks"]):
+        replaced.set_model_patch_replace(lambda args, extra: {"img": args["img"]}, "dit", "single_block", index)
     with pytest.raises(error_type) as error:
         sample(replaced, dit_noise(kind, 2), positive, negative, steps=1)
     assert "StyleAlignedPatch" in str(error.value) and "attention override" in str(error.value)

@@ -2,8 +2,9 @@
 
 It checks the batch against the reference slot before the model runs (a bad reference_index or a batch
 of one is an error naming the node), asks the family's host glue for the call's CallLayout, hands it to
-the attention override through a copy of transformer_options, and afterwards checks that the override
-was reached when it should have been: another node replacing the override without chaining must not
+the attention override through a copy of transformer_options (putting the override back in front of a
+later node's that replaced it without chaining, override_chain.py), and afterwards checks that the
+override was reached when it should have been: another node replacing the attention blocks must not
 silently give unaligned images. Only until the first call that reached it: step-caching packs (TeaCache,
 first-block caches) legitimately skip the blocks on some later steps.
 With a real-image reference it holds the reference slot on the inverted trajectory exactly as the UNet
@@ -18,6 +19,7 @@ from typing import Callable, Optional
 from ..batch_layout import NODE_NAME, BatchLayout, batch_layout
 from ..errors import StyleAlignedError
 from ..options import StyleAlignedOptions
+from ..override_chain import OVERRIDE_KEY, override_for_call
 from ..real_image.reference_trajectory import HeldReference
 from .attention_override import SharedAttentionOverride
 from .call_layout import CALL_LAYOUT_KEY, CallLayout
@@ -59,7 +61,11 @@ class TransformerModelCall:
             x = self.held_reference.hold_input(x, t, batch)
         active = self.options.sigma_is_active(float(t.max()))
         layout = self.build_layout(executor.class_obj.diffusion_model, batch, active, x, c_crossattn, transformer_options, kwargs)
-        layout.owner = self.override
+        # A later node that replaced the override slot without chaining (ModelAttentionBackend) gets ours
+        # put in front of it for this call: its backend choice and the sharing both stay.
+        override = override_for_call(self.override, transformer_options)
+        transformer_options[OVERRIDE_KEY] = override
+        layout.owner = override
         transformer_options[CALL_LAYOUT_KEY] = layout
         output = executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
         self._check_shared(layout)

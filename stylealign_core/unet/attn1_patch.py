@@ -158,6 +158,8 @@ class SharedAttentionPatch:
 
     def __call__(self, q_in, k_in, v_in, extra_options):
         self.runtime.patch_calls += 1
+        if self.runtime.take_pending_shift() is not None:  # the previous layer's attention never read it
+            self.runtime.missed_shifts += 1
         if (
             not self.layer_shares(extra_options)
             or not self._is_active(extra_options)
