@@ -19,7 +19,9 @@ from ..stylealign_core.transformer.families.hidream import HiDreamFamily
 from ..stylealign_core.transformer.families.mmdit import MMDiTFamily
 from ..stylealign_core.transformer.families.next_dit import NextDiTFamily
 from ..stylealign_core.transformer.families.qwen_image import QwenImageFamily
+from ..stylealign_core.transformer.family import PlannedBlocksFamily
 from ..stylealign_core.transformer.model_call import TransformerModelCall
+from ..stylealign_core.transformer.pre_rope_patch import PreRopeAdaIN
 from .dit_layouts import HiDreamCallLayout, MMDiTCallLayout, NextDiTCallLayout, QwenImageCallLayout
 from .patch_set import install_patch_set
 
@@ -143,9 +145,14 @@ def install_transformer_route(
     set): the attention override, chaining whatever override is there, and the per-call wrapper (which
     holds the reference slot on a real image's trajectory when held_reference is given)."""
     build_layout = family_host.call_layout(family_host.family)
+    # Hosts that call attn1 patches inside DiT blocks before RoPE (0.33: Flux, Qwen-Image) AdaIN there; on
+    # others the patch never runs and the override does it. Families recognised by counting calls have no
+    # such hook.
+    pre_rope = None if isinstance(family_host.family, PlannedBlocksFamily) else PreRopeAdaIN(family_host.family, sharing)
     return install_patch_set(
         model,
         None,
+        attn1_patch=pre_rope,
         make_attention_override=lambda previous: SharedAttentionOverride(family_host.family, sharing, previous),
-        make_wrapper=lambda override: TransformerModelCall(options, build_layout, override, held_reference),
+        make_wrapper=lambda override: TransformerModelCall(options, build_layout, override, held_reference, attn1_patch=pre_rope),
     )

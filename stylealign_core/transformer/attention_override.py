@@ -71,6 +71,8 @@ class SharedAttentionOverride:
         if not layout.active or block not in self.sharing.shared_blocks:
             return self._backend(backend, *args, **kwargs)
         layout.reached_calls += 1
+        adain_done = layout.pre_rope_block is not None and layout.pre_rope_block == block
+        layout.pre_rope_block = None
         # A mask passed by position (Qwen-Image, Lumina: the 5th argument) is read like the keyword.
         call_args, mask = (args[:4], args[4]) if len(args) == 5 else (args, kwargs.get("mask"))
         heads_first = self.family.heads_first(call_args, {k: v for k, v in kwargs.items() if k != "mask"})
@@ -92,7 +94,7 @@ class SharedAttentionOverride:
                 return self._pass_through(layout, "its attention mask's shape", backend, args, kwargs)
         layout.shared_calls += 1
         call_kwargs = {key: value for key, value in kwargs.items() if key != "mask"}
-        return self._shared(backend, q, k, v, heads, mask, call_layout, call_kwargs)
+        return self._shared(backend, q, k, v, heads, mask, call_layout, call_kwargs, adain_done)
 
     def _pass_through(self, layout: CallLayout, cause: str, backend, args, kwargs):
         """A call of a shared block whose layout the pack does not understand: unchanged, the cause kept for
@@ -100,9 +102,10 @@ class SharedAttentionOverride:
         layout.pass_causes.add(cause)
         return self._backend(backend, *args, **kwargs)
 
-    def _shared(self, backend, q, k, v, heads, mask, layout: CallLayout, kwargs: dict):
+    def _shared(self, backend, q, k, v, heads, mask, layout: CallLayout, kwargs: dict, adain_done: bool = False):
+        """adain_done: the host's pre-RoPE hook already normalised this call's targets (pre_rope_patch.py)."""
         reference_rows, target_rows, target_chunk = layout.row_indices(q.device)
-        flags = self.sharing.flags
+        flags = ShareFlags(False, False, False, self.sharing.flags.share) if adain_done else self.sharing.flags
         call_kwargs = dict(kwargs, skip_reshape=True)
         call_kwargs.pop("heads", None)
         image = layout.image_slice

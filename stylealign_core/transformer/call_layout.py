@@ -53,6 +53,9 @@ class CallLayout:
     shared_calls: int = field(default=0)
     # Why calls of shared blocks were passed through unchanged (for the model-call wrapper's report).
     pass_causes: set = field(default_factory=set)
+    # The block whose q/k/v the host's pre-RoPE hook already AdaIN-normalised (pre_rope_patch.py), for its
+    # attention call to skip AdaIN; None: the override does it.
+    pre_rope_block: Optional[tuple] = None
 
     # Rebuilds (image_rotations, shift_rotation) for the rope_options an attention call carries, or None
     # when the positions are fixed at the model call. A model may add offsets after the model-call wrapper

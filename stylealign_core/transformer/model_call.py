@@ -37,16 +37,17 @@ class TransformerModelCall:
         build_layout: LayoutBuilder,
         override: SharedAttentionOverride,
         held_reference: Optional[HeldReference] = None,
+        attn1_patch=None,
     ):
+        # What nodes/patch_set.py removes when a later StyleAlignedPatch replaces this patch set: the
+        # pre-RoPE AdaIN patch (pre_rope_patch.py) where the family has one.
+        self.attn1_patch = attn1_patch
         self.options = options
         self.build_layout = build_layout
         self.override = override
         self.held_reference = held_reference
         self._reached_once = False
         self._warned_partial = False
-
-    # What nodes/patch_set.py removes when a later StyleAlignedPatch replaces this patch set.
-    attn1_patch = None
 
     @property
     def attention_override(self) -> SharedAttentionOverride:
