@@ -42,10 +42,14 @@ class PreRopeAdaIN:
         reference_rows, target_rows, target_chunk = layout.row_indices(q.device)
         flags = self.sharing.flags
         out = {}
-        for name, tokens, wanted in (("q", q, flags.adain_queries), ("k", k, flags.adain_keys), ("v", v, flags.adain_values)):
+        # q and k are the block's own fresh tensors (QK-norm / concatenation outputs): written in place, the
+        # target rows only. v can be a view of the block's fused qkv projection: written to a copy.
+        for name, tokens, wanted, in_place in (
+            ("q", q, flags.adain_queries, True), ("k", k, flags.adain_keys, True), ("v", v, flags.adain_values, False),
+        ):
             if wanted:
                 targets = tokens.index_select(0, target_rows)
                 _adain_image_tokens_(targets, tokens.index_select(0, reference_rows), target_chunk, layout, rotated=False)
-                out[name] = tokens.index_copy(0, target_rows, targets)
+                out[name] = tokens.index_copy_(0, target_rows, targets) if in_place else tokens.index_copy(0, target_rows, targets)
         layout.pre_rope_block = block
         return out

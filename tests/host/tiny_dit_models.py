@@ -259,7 +259,7 @@ TINY_DITS["longcat"] = TinyDit("LongCatImage", LONGCAT_CONFIG, 16, _flux_conditi
 HOST_REQUIRED_FIELDS = {"txt_ids_dims": {"flux2": [3]}, "vec_in_dim": {}}
 
 
-def _fit_host(kind: str, config: dict) -> dict:
+def fit_host_config(kind: str, config: dict) -> dict:
     """The tiny config with the fields this host's Flux/Chroma params require (feature-detected)."""
     import dataclasses
 
@@ -287,7 +287,7 @@ def tiny_dit(kind: str, seed: int = 0, dtype: torch.dtype = torch.float32):
     import comfy.supported_models
 
     spec = TINY_DITS[kind]
-    model_config = getattr(comfy.supported_models, spec.config_class)(_fit_host(kind, spec.unet_config))
+    model_config = getattr(comfy.supported_models, spec.config_class)(fit_host_config(kind, spec.unet_config))
     model_config.set_inference_dtype(dtype, None)
     model = model_config.get_model({}, device=torch.device("cpu"))
     _randomise(model.diffusion_model, seed)
