@@ -90,6 +90,16 @@ class NextDiTCallLayout(_CachedRotations):
     image padding] in the noise refiner; caption padding to dm.pad_tokens_multiple (Z-Image: 32)."""
 
     def __call__(self, dm, batch: BatchLayout, active: bool, x, c_crossattn, transformer_options, kwargs) -> CallLayout:
+        if kwargs.get("ref_latents"):
+            # Z-Image Omni (ComfyUI 0.33+): reference latents switch the model to [captions, SigLIP features,
+            # references, image] in its main layers, an extra SigLIP refiner and doubled timesteps; the
+            # generated image's positions and token ranges then differ from the plan above.
+            raise StyleAlignedError(
+                f"{NODE_NAME}: Z-Image Omni (a Z-Image / Lumina 2 model given reference latents, e.g. by "
+                f"ReferenceLatent) is not supported yet: its joint sequence mixes the reference images and SigLIP "
+                f"features with the generated image. Remove the reference latents from the conditioning or bypass "
+                f"StyleAlignedPatch for this model."
+            )
         caption = next_dit.padded(c_crossattn.shape[1], dm.pad_tokens_multiple)
         h_len, w_len = _grid(x, dm.patch_size)
         rope = transformer_options.get("rope_options") or {}

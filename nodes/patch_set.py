@@ -15,6 +15,7 @@ import comfy.patcher_extension
 
 from ..stylealign_core import StyleAlignedModelCall, replaced_attn1
 from .shared_norm import remove_shared_group_norm
+from ..stylealign_core.override_chain import OVERRIDE_KEY, override_for_call
 
 WRAPPER_KEY = "stylealigned"
 APPLY_MODEL = comfy.patcher_extension.WrappersMP.APPLY_MODEL
@@ -30,6 +31,10 @@ class StyleAlignedApplyModel:
         self.attention_override = attention_override
 
     def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kwargs):
+        override = override_for_call(self.attention_override, transformer_options)
+        if override is not self.attention_override:  # a later node replaced the slot without chaining
+            transformer_options = dict(transformer_options, **{OVERRIDE_KEY: override})
+
         def call_unet(model_input):
             return executor(model_input, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
 

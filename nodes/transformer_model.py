@@ -19,7 +19,9 @@ from ..stylealign_core.transformer.families.hidream import HiDreamFamily
 from ..stylealign_core.transformer.families.mmdit import MMDiTFamily
 from ..stylealign_core.transformer.families.next_dit import NextDiTFamily
 from ..stylealign_core.transformer.families.qwen_image import QwenImageFamily
+from ..stylealign_core.transformer.family import PlannedBlocksFamily
 from ..stylealign_core.transformer.model_call import TransformerModelCall
+from ..stylealign_core.transformer.pre_rope_patch import PreRopeAdaIN
 from .dit_layouts import HiDreamCallLayout, MMDiTCallLayout, NextDiTCallLayout, QwenImageCallLayout
 from .family_names import supported_models_text
 from .patch_set import install_patch_set
@@ -65,11 +67,17 @@ class FluxCallLayout:
     ) -> CallLayout:
         text_tokens = 0 if c_crossattn is None else c_crossattn.shape[1]
         rope_options = transformer_options.get("rope_options")
-        key = (tuple(x.shape[-2:]), x.device, repr(rope_options))
-        cached = self._cache.get(key)
-        if cached is None:
-            cached = self._cache[key] = self._rotations(diffusion_model, x, transformer_options)
-        image_rotations, shift_rotation = cached
+
+        def rotations_for(rope_options):
+            # Rebuilt when the attention call sees other rope_options than this wrapper (LongCat-Image adds
+            # its offsets inside its own model call): the model's own positions, whoever set them.
+            key = (tuple(x.shape[-2:]), x.device, repr(rope_options))
+            cached = self._cache.get(key)
+            if cached is None:
+                cached = self._cache[key] = self._rotations(diffusion_model, x, {"rope_options": rope_options} if rope_options is not None else {})
+            return cached
+
+        image_rotations, shift_rotation = rotations_for(rope_options)
         return CallLayout(
             batch=batch,
             image_start=text_tokens,
@@ -77,6 +85,8 @@ class FluxCallLayout:
             active=active,
             image_rotations=image_rotations,
             shift_rotation=shift_rotation,
+            rotations_for=rotations_for,
+            rope_options_key=repr(rope_options),
         )
 
     def _rotations(self, diffusion_model, x, transformer_options):
@@ -135,9 +145,14 @@ def install_transformer_route(
     set): the attention override, chaining whatever override is there, and the per-call wrapper (which
     holds the reference slot on a real image's trajectory when held_reference is given)."""
     build_layout = family_host.call_layout(family_host.family)
+    # Hosts that call attn1 patches inside DiT blocks before RoPE (0.33: Flux, Qwen-Image) AdaIN there; on
+    # others the patch never runs and the override does it. Families recognised by counting calls have no
+    # such hook.
+    pre_rope = None if isinstance(family_host.family, PlannedBlocksFamily) else PreRopeAdaIN(family_host.family, sharing)
     return install_patch_set(
         model,
         None,
+        attn1_patch=pre_rope,
         make_attention_override=lambda previous: SharedAttentionOverride(family_host.family, sharing, previous),
-        make_wrapper=lambda override: TransformerModelCall(options, build_layout, override, held_reference),
+        make_wrapper=lambda override: TransformerModelCall(options, build_layout, override, held_reference, attn1_patch=pre_rope),
     )

@@ -15,6 +15,7 @@ latent, so any sampler ends the slot on the reference image.
 
 from __future__ import annotations
 
+import logging
 from typing import Callable, Optional
 
 import torch
@@ -24,6 +25,8 @@ from .errors import StyleAlignedError
 from .options import StyleAlignedOptions
 from .real_image.reference_trajectory import HeldReference
 from .runtime import CallContext, PatchRuntime
+
+log = logging.getLogger(__name__)
 
 
 class StyleAlignedModelCall:
@@ -38,6 +41,7 @@ class StyleAlignedModelCall:
         self.runtime = runtime
         self.previous_wrapper = previous_wrapper
         self.held_reference = held_reference
+        self._warned_missed_override = False
 
     def __call__(self, apply_model: Callable, args: dict):
         """ComfyUI's model_function_wrapper contract (kept for callers that still use it)."""
@@ -73,19 +77,21 @@ class StyleAlignedModelCall:
             active=self.options.sigma_is_active(sigma), replaced_layers=frozenset(replaced_layers), layout=layout
         )
         calls_before = self.runtime.patch_calls
+        self.runtime.missed_shifts = 0
         self.runtime.projected_adain_missed = 0
         try:
             output = call_unet(x)
         finally:
             self.runtime.current_call = None
-            pending, self.runtime.pending_shift = self.runtime.pending_shift, None
-        if self.runtime.projected_adain_missed or (pending is not None and pending.projected is not None):
+            self.runtime.count_missed(self.runtime.take_pending_shift())
+        if self.runtime.projected_adain_missed:
             raise StyleAlignedError(
                 f"{NODE_NAME}: adain_on is 'projections (paper)' but the self-attention calls never reached StyleAligned's "
                 f"attention override, so the projected queries and keys were not normalised. Another node after "
                 f"StyleAlignedPatch may have replaced the attention override; put StyleAlignedPatch last in the model "
                 f"chain, or set adain_on to 'inputs'."
             )
+        self._report_missed_override()
         if self.runtime.patch_calls == calls_before:
             raise StyleAlignedError(
                 f"{NODE_NAME}: this model never ran the self-attention patch, so nothing was aligned. The UNet route "
@@ -95,6 +101,19 @@ class StyleAlignedModelCall:
         if self.held_reference is not None:
             output = self.held_reference.hold_output(output, layout)
         return output
+
+    def _report_missed_override(self) -> None:
+        """The patch appended reference tokens but no attention call took the pending shift: the attention
+        override was not reached (a node replaced it inside the model call), so reference_strength and the
+        tiled-keys re-layout (HyperTile) were not applied there. Said once per patch."""
+        if self.runtime.missed_shifts and not self._warned_missed_override:
+            self._warned_missed_override = True
+            log.warning(
+                "%s: %d self-attention layers ran without StyleAligned's attention override (another node replaced it "
+                "inside the model call): reference_strength%s and the HyperTile key re-layout are not applied there.",
+                NODE_NAME, self.runtime.missed_shifts,
+                f" ({self.options.reference_strength})" if self.options.reference_strength != 1.0 else "",
+            )
 
     def __deepcopy__(self, memo):
         # ModelPatcher.clone deep-copies model_options; the patch pieces must keep sharing one runtime.

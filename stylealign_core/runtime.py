@@ -8,6 +8,7 @@ syncs such as reading a sigma off the GPU.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import threading
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
@@ -44,18 +45,53 @@ class PendingLogitShift:
 
 
 class PatchRuntime:
+    """The per-call state of one patch (the current call, the pending logit shift, the patch-call count),
+    kept per thread: clones of a patched model share this object (host multi-GPU sampling runs one step's
+    chunks on clones in threads), and nothing one model call writes may reach a concurrent call of a clone.
+    A model call and its attention patches and override always run on one thread."""
+
     def __init__(self) -> None:
-        self.current_call: Optional[CallContext] = None
-        self.patch_calls = 0
-        self.pending_shift: Optional[PendingLogitShift] = None
-        # Layers of the current model call whose projected AdaIN no attention call applied.
-        self.projected_adain_missed = 0
-        self.shared_norm_calls = 0
+        self._local = threading.local()
+
+    def _state(self) -> "_CallState":
+        state = getattr(self._local, "state", None)
+        if state is None:
+            state = self._local.state = _CallState()
+        return state
+
+    current_call = property(lambda self: self._state().current_call, lambda self, value: setattr(self._state(), "current_call", value))
+    pending_shift = property(lambda self: self._state().pending_shift, lambda self, value: setattr(self._state(), "pending_shift", value))
+    patch_calls = property(lambda self: self._state().patch_calls, lambda self, value: setattr(self._state(), "patch_calls", value))
+    # Logit shifts the patch left that no attention call consumed (the override was not reached).
+    missed_shifts = property(lambda self: self._state().missed_shifts, lambda self, value: setattr(self._state(), "missed_shifts", value))
+    # Layers of the current model call whose projected AdaIN no attention call applied.
+    projected_adain_missed = property(
+        lambda self: self._state().projected_adain_missed, lambda self, value: setattr(self._state(), "projected_adain_missed", value))
+    shared_norm_calls = property(
+        lambda self: self._state().shared_norm_calls, lambda self, value: setattr(self._state(), "shared_norm_calls", value))
 
     def __deepcopy__(self, memo):
         # ModelPatcher.clone deep-copies model_options; the pieces of one patch must keep sharing this.
         return self
 
+    def count_missed(self, pending: Optional[PendingLogitShift]) -> None:
+        """A pending shift no attention call took: the override was not reached for that layer."""
+        if pending is not None:
+            self.missed_shifts += 1
+            if pending.projected is not None:
+                self.projected_adain_missed += 1
+
     def take_pending_shift(self) -> Optional[PendingLogitShift]:
-        pending, self.pending_shift = self.pending_shift, None
+        state = self._state()
+        pending, state.pending_shift = state.pending_shift, None
         return pending
+
+
+@dataclass
+class _CallState:
+    current_call: Optional[CallContext] = None
+    pending_shift: Optional[PendingLogitShift] = None
+    patch_calls: int = 0
+    missed_shifts: int = 0
+    projected_adain_missed: int = 0
+    shared_norm_calls: int = 0

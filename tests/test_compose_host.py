@@ -284,3 +284,55 @@ def test_real_image_reference_with_host_patch(model, conds, reference, image_lat
         assert max_diff(out[0], image_latent[0]) > 1e-4
     else:
         assert_reference_as(out, image_latent[0])
+
+
+# --- a later node that replaces the attention override without chaining (ComfyUI 0.33) ------------------
+
+def attention_backend(model):
+    """ComfyUI 0.33's ModelAttentionBackend (set_model_optimized_attention replaces the override slot)."""
+    import nodes as host_nodes
+
+    if "ModelAttentionBackend" not in host_nodes.NODE_CLASS_MAPPINGS:
+        pytest.skip("this ComfyUI has no ModelAttentionBackend node (added after 0.3.75)")
+    return host_patch("ModelAttentionBackend", model, attention="pytorch attention")
+
+
+@pytest.mark.parametrize("order", ["backend_last", "backend_first"])
+@pytest.mark.parametrize("extra", [{"reference_strength": 0.5}, {"reference_strength": 0.5, "hypertile": True}], ids=["strength", "strength_hypertile"])
+def test_attention_backend_node_keeps_every_effect(model, conds, order, extra):
+    """Both orders give the images of StyleAligned alone: reference_strength and the HyperTile key
+    re-layout live in the pack's override, which goes back in front of the backend node's."""
+    inputs = {key: value for key, value in extra.items() if key != "hypertile"}
+
+    def with_hypertile(m):
+        return host_patch("HyperTile", m) if extra.get("hypertile") else m
+
+    alone = run(with_hypertile(style_aligned(model, **inputs)), conds)
+    if order == "backend_last":
+        patched = attention_backend(with_hypertile(style_aligned(model, **inputs)))
+    else:
+        patched = with_hypertile(style_aligned(attention_backend(model), **inputs))
+    out = run(patched, conds)
+    assert max_diff(out, alone) < 1e-5 * max(1.0, alone.abs().max().item())
+    plain = run(with_hypertile(attention_backend(model)), conds)
+    assert_reference_as(out, plain[0])
+    assert max_diff(out, run(with_hypertile(style_aligned(model)), conds)) > 1e-3  # the strength mattered
+
+
+def test_override_lost_inside_the_model_call_is_said(model, conds, caplog):
+    """A node that empties the override slot inside the model call (after the pack's wrapper) loses
+    reference_strength there: one warning naming the node."""
+    import logging
+
+    import comfy.patcher_extension
+
+    def drops_override(executor, x, timesteps=None, context=None, y=None, control=None, transformer_options={}, **kwargs):
+        options = {key: value for key, value in transformer_options.items() if key != "optimized_attention_override"}
+        return executor(x, timesteps, context, y, control, options, **kwargs)
+
+    patched = style_aligned(model, reference_strength=0.5).clone()
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "test_drops_override", drops_override)
+    with caplog.at_level(logging.WARNING):
+        run(patched, conds)
+    said = [r.getMessage() for r in caplog.records if "without StyleAligned's attention override" in r.getMessage()]
+    assert len(said) == 1 and "StyleAlignedPatch" in said[0] and "reference_strength (0.5)" in said[0]

@@ -97,7 +97,7 @@ def make_override(previous=None, **changes):
 
 
 @pytest.mark.parametrize(
-    "case", ["no layout", "mask", "unshared block", "inactive", "cross-attention", "other rows"]
+    "case", ["no layout", "mask of another split", "unshared block", "inactive", "cross-attention", "other rows"]
 )
 def test_calls_it_cannot_share_pass_through_unchanged(case):
     override = make_override()
@@ -106,11 +106,19 @@ def test_calls_it_cannot_share_pass_through_unchanged(case):
     layout = layout_for(active=case != "inactive")
     if case == "no layout":
         out = override(sdpa_backend(override.calls), q, k, v, HEADS, skip_reshape=True, transformer_options={})
-    elif case == "mask":
-        mask = torch.zeros(1, 1, 1, k.shape[2])
-        out = call(override, q, k, v, layout, mask=mask)
-        assert override.calls[0]["mask"] is mask
+    elif case == "mask of another split":  # rows of a mask that are not this call's rows
+        mask = torch.zeros(4, 1, 1, k.shape[2])
+        options = {"block_type": "single", "block_index": 0, CALL_LAYOUT_KEY: layout}
+        received = []
+
+        def backend(*args, mask=None, **kwargs):  # records the mask, then attends without it
+            received.append(mask)
+            return sdpa_backend(override.calls)(*args, **kwargs)
+
+        out = override(backend, q, k, v, HEADS, mask=mask, skip_reshape=True, transformer_options=options)
+        assert received == [mask]
         assert layout.reached_calls == 1 and layout.shared_calls == 0
+        assert layout.pass_causes == {"its attention mask's shape"}
     elif case == "unshared block":
         out = call(override, q, k, v, layout, block=("double", 0))
     elif case == "cross-attention":
@@ -183,3 +191,71 @@ def test_extra_tokens_after_the_image_are_not_normalised_or_shared():
     # Their own outputs change, every other token's output is the same: they were not normalised with or
     # into the image tokens' statistics, and their keys were not appended.
     assert torch.equal(out[:, : TEXT + IMAGE], again[:, : TEXT + IMAGE])
+
+
+def independent_masked_sharing(q, k, v, mask, layout, key_scale=1.1, logit_shift=0.0):
+    """The override's equation written directly, one SDPA call over all rows: AdaIN before RoPE of the
+    targets' image q/k, [own keys ; lambda R(delta) reference image keys], and one additive bias per row:
+    the row's own mask on its own keys, 0 (+ logit shift) on the appended keys, -inf for the reference row."""
+    image = slice(TEXT, TEXT + IMAGE)
+    rot, shift_rot = layout.image_rotations, layout.shift_rotation
+    images = layout.batch.images_per_chunk
+    q, k = q.clone().double(), k.clone().double()
+    rows, tokens = q.shape[0], q.shape[2]
+    refs = [row // images * images + layout.batch.reference_index for row in range(rows)]
+    plain_q = unrotate(q[:, :, image], rot).double()
+    plain_k = unrotate(k[:, :, image], rot).double()
+
+    def adain(x, y):
+        mx, vx = x.mean(-2, keepdim=True), x.var(-2, keepdim=True, unbiased=False)
+        my, vy = y.mean(-2, keepdim=True), y.var(-2, keepdim=True, unbiased=False)
+        return (x - mx) / (vx + 1e-5).sqrt() * (vy + 1e-5).sqrt() + my
+
+    for row in range(rows):
+        if row != refs[row]:
+            q[row, :, image] = rotate(adain(plain_q[row], plain_q[refs[row]]).float(), rot).double()
+            k[row, :, image] = rotate(adain(plain_k[row], plain_k[refs[row]]).float(), rot).double()
+    appended = rotate(k[refs][:, :, image].float(), shift_rot).double() * key_scale
+    keys = torch.cat([k, appended], dim=2)
+    values = torch.cat([v.double(), v.double()[refs][:, :, image]], dim=2)
+    bias = torch.zeros(rows, 1, tokens, tokens + IMAGE, dtype=torch.float64)
+    bias[..., :tokens] = mask.double().expand(rows, 1, tokens, tokens) if mask.dim() == 4 else mask.double()
+    bias[..., tokens:] = logit_shift
+    for row in set(refs):
+        bias[row, ..., tokens:] = -math.inf
+    return torch.nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=bias)
+
+
+@pytest.mark.parametrize("mask_kind", ["qwen key padding", "per-query 4-d", "boolean"])
+@pytest.mark.parametrize("strength", [1.0, 0.5])
+def test_masked_call_is_shared_with_own_keys_masked_and_appended_keys_never(mask_kind, strength):
+    """Qwen-Image on 0.33 passes its text padding mask (rows, 1, keys) by position: each row keeps its own
+    mask on its own keys, the appended reference image keys are never masked (held equal to one attention
+    over [own ; appended] keys with that bias written out)."""
+    q, k, v = qkv()
+    rows, tokens = q.shape[0], q.shape[2]
+    generator = torch.Generator().manual_seed(3)
+    if mask_kind == "qwen key padding":
+        mask = torch.zeros(rows, 1, tokens)
+        mask[:, 0, 1:TEXT] = torch.finfo(torch.float32).min * (torch.rand(rows, TEXT - 1, generator=generator) > 0.4)
+        full = mask.unsqueeze(1)
+    elif mask_kind == "per-query 4-d":
+        mask = -2.0 * torch.rand(1, 1, tokens, tokens, generator=generator)
+        full = mask
+    else:
+        mask = torch.rand(rows, 1, 1, tokens, generator=generator) > 0.3
+        mask[..., TEXT:] = True  # every row keeps keys to attend to
+        full = torch.zeros(mask.shape).masked_fill(~mask, -math.inf)
+    layout = layout_for()
+    override = make_override(logit_shift=math.log(strength))
+    options = {"block_type": "single", "block_index": 0, CALL_LAYOUT_KEY: layout}
+    if mask_kind == "qwen key padding":  # by position, as Qwen-Image calls optimized_attention_masked
+        out = override(sdpa_backend(override.calls), q, k, v, HEADS, mask, skip_reshape=True, skip_output_reshape=True, transformer_options=options)
+    else:
+        out = override(sdpa_backend(override.calls), q, k, v, HEADS, mask=mask, skip_reshape=True, skip_output_reshape=True, transformer_options=options)
+    assert layout.shared_calls == 1
+    expected = independent_masked_sharing(q, k, v, full, layout, logit_shift=math.log(strength))
+    torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=0)
+    # The mask was used: without it the outputs differ.
+    unmasked = call(make_override(logit_shift=math.log(strength)), q, k, v, layout_for(), skip_output_reshape=True)
+    assert (unmasked - out).abs().max() > 1e-3

@@ -66,8 +66,9 @@ def adain(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (x - mx) / (vx + EPS).sqrt() * (vy + EPS).sqrt() + my
 
 
-def alignedgen_attention(params, images_per_chunk, reference_index, image_grid, text_tokens=TEXT_TOKENS):
-    """An attention(q, k, v, pe, mask, transformer_options) for flux/layers.py, AlignedGen in single blocks."""
+def alignedgen_attention(params, images_per_chunk, reference_index, image_grid, text_tokens=TEXT_TOKENS, id_offsets=(0.0, 0.0, 0.0)):
+    """An attention(q, k, v, pe, mask, transformer_options) for flux/layers.py, AlignedGen in single blocks.
+    id_offsets: (index, row, col) the model adds to its image ids (LongCat-Image: 1, text length, text length)."""
     import comfy.ldm.flux.math
 
     original = comfy.ldm.flux.math.attention
@@ -76,7 +77,7 @@ def alignedgen_attention(params, images_per_chunk, reference_index, image_grid, 
     cols_ = torch.arange(w_len).repeat(h_len).float()
     # Image ids (0, row, col[, 0]); the shifted copy moves col by the width in tokens.
     plain_ids = torch.zeros(h_len * w_len, len(params.axes_dim))
-    plain_ids[:, 1], plain_ids[:, 2] = rows_, cols_
+    plain_ids[:, 0], plain_ids[:, 1], plain_ids[:, 2] = id_offsets[0], rows_ + id_offsets[1], cols_ + id_offsets[2]
     shifted_ids = plain_ids.clone()
     shifted_ids[:, 2] += w_len
     shifted_cos, shifted_sin = own_rope(shifted_ids, params.axes_dim, params.theta)
@@ -347,9 +348,10 @@ def test_per_image_conditioning_batch(model, kind):
     assert max_diff(aligned[0], plain[0]) < REFERENCE_TOLERANCE
 
 
-def test_attention_mask_calls_pass_through_unchanged(pack):
-    """An attention mask (Flux's attention_mask conditioning) covers the call's own keys only; the pack
-    cannot extend it, so those calls go to the backend as they came: the same images as unpatched."""
+def test_attention_mask_calls_are_shared_with_the_mask_kept(pack):
+    """An attention mask (Flux's attention_mask conditioning, (queries, keys)) keeps covering each row's own
+    keys; the appended reference keys are never masked: the reference comes out as the masked model's
+    without the pack, the targets are styled."""
     model = tiny_dit("flux")
     positive, negative = conds("flux")
     tokens = TEXT_TOKENS + (LATENT // 2) ** 2
@@ -359,7 +361,8 @@ def test_attention_mask_calls_pass_through_unchanged(pack):
     noise = dit_noise("flux", 3, seed=13)
     plain = sample(model, noise, masked, negative, cfg=1.0, steps=2)
     aligned = sample(style_aligned(model), noise, masked, negative, cfg=1.0, steps=2)
-    assert torch.equal(aligned, plain)
+    assert max_diff(aligned[0], plain[0]) < REFERENCE_TOLERANCE
+    assert max_diff(aligned[1:], plain[1:]) > 1e-2
     assert max_diff(plain, sample(model, noise, positive, negative, cfg=1.0, steps=2)) > 1e-4  # the mask was used
 
 
@@ -371,10 +374,26 @@ def test_a_second_patch_replaces_the_first(model, kind):
     assert torch.equal(twice, once)
 
 
-def test_an_override_replaced_without_chaining_is_an_error(model, kind, error_type):
+def test_an_override_replaced_without_chaining_is_put_back_in_front(model, kind):
+    """A later node replaced the override slot without chaining (as ModelAttentionBackend does): for each
+    model call the pack's override goes in front of it and calls it as its backend, so both stay."""
+    positive, negative = conds(kind)
+    noise = dit_noise(kind, 3, seed=16)
+    calls = []
+    replaced = style_aligned(model).clone()
+    replaced.model_options["transformer_options"]["optimized_attention_override"] = (
+        lambda backend, *a, **k: calls.append(a[0].shape[0]) or backend(*a, **k))
+    aligned = sample(replaced, noise, positive, negative, steps=1)
+    assert calls and torch.equal(aligned, sample(style_aligned(model), noise, positive, negative, steps=1))
+    assert {2, 4} <= set(calls)  # it ran for the reference rows (2 chunks) and the target rows
+
+
+def test_replaced_attention_blocks_are_an_error(model, kind, error_type):
+    """Another node replaced every shared block (patches_replace) so the override is never reached."""
     positive, negative = conds(kind)
     replaced = style_aligned(model).clone()
-    replaced.model_options["transformer_options"]["optimized_attention_override"] = lambda backend, *a, **k: backend(*a, **k)
+    for index in range(TINY_DITS[kind].unet_config["depth_single_blocks"]):
+        replaced.set_model_patch_replace(lambda args, extra: {"img": args["img"]}, "dit", "single_block", index)
     with pytest.raises(error_type) as error:
         sample(replaced, dit_noise(kind, 2), positive, negative, steps=1)
     assert "StyleAlignedPatch" in str(error.value) and "attention override" in str(error.value)

@@ -9,16 +9,17 @@ the same conditioning chunk (image tokens I, RoPE rotation R(p) per token, shift
     out_t  = attention(q_t, [k_t ; lambda R(delta) k_r[I]], [v_t ; v_r[I]])
     out_r  = attention(q_r, k_r, v_r)                           (the reference: unchanged)
 Statistics per (head, channel) over the image tokens, float32 (maths.adain). Text and extra tokens are
-never normalised or shared. Reference rows and target rows are separate backend calls (no mask), so any
-backend (sage, flash, xformers) keeps working; reference_strength != 1 adds log(strength) to the appended
-keys' logits through an additive mask on the target call. Calls it does not recognise (cross-attention,
-a mask, other token counts, unshared blocks, inactive steps) go to the backend unchanged.
+never normalised or shared. Reference rows and target rows are separate backend calls, so any backend
+(sage, flash, xformers) keeps working; reference_strength != 1 adds log(strength) to the appended keys'
+logits through an additive mask on the target call. A call's own attention mask (Qwen-Image's text
+padding) keeps covering each row's own keys; the appended reference keys are never masked
+(attention_mask.py). Calls of unshared blocks, inactive steps and cross-attention go to the backend
+unchanged; a shared block's call whose layout the pack does not understand (other rows or token count, a
+mask of another shape) too, with its cause noted in the CallLayout for the model-call wrapper's report.
 """
 
 from __future__ import annotations
 
-import logging
-import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -26,12 +27,10 @@ import torch
 
 from ..maths.adain import adain_affine, channel_stats
 from ..maths.fused_adain import ShareFlags
+from .attention_mask import as_key_mask, extended_over_appended, rows_of
 from .call_layout import CALL_LAYOUT_KEY, CallLayout
 from .family import BlockKey, TransformerFamily
 from .rope import rotate, unrotate
-
-log = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class TransformerSharing:
@@ -50,7 +49,6 @@ class SharedAttentionOverride:
         self.family = family
         self.sharing = sharing
         self.previous_override = previous_override
-        self._warned_mask = False
 
     def __deepcopy__(self, memo):
         # ModelPatcher.clone deep-copies model_options; the override holds no per-call state (that lives in
@@ -73,16 +71,15 @@ class SharedAttentionOverride:
         if not layout.active or block not in self.sharing.shared_blocks:
             return self._backend(backend, *args, **kwargs)
         layout.reached_calls += 1
-        if kwargs.get("mask") is not None:  # a mask covers the call's own keys only: pass it through
-            if not self._warned_mask:
-                log.warning("StyleAlignedPatch: attention carries a mask (e.g. an attention_mask conditioning); "
-                            "those calls are left unchanged, so the images are not style-aligned there.")
-                self._warned_mask = True
-            return self._backend(backend, *args, **kwargs)
-        heads_first = self.family.heads_first(args, kwargs)
+        adain_done = layout.pre_rope_block is not None and layout.pre_rope_block == block
+        layout.pre_rope_block = None
+        # A mask passed by position (Qwen-Image, Lumina: the 5th argument) is read like the keyword.
+        call_args, mask = (args[:4], args[4]) if len(args) == 5 else (args, kwargs.get("mask"))
+        heads_first = self.family.heads_first(call_args, {k: v for k, v in kwargs.items() if k != "mask"})
         if heads_first is None:
-            return self._backend(backend, *args, **kwargs)
+            return self._pass_through(layout, "its q/k/v format", backend, args, kwargs)
         q, k, v, heads = heads_first
+        layout.follow_rope_options(transformer_options.get("rope_options"))
         call_layout = layout.for_call(call_index)  # an image-only call (refiner) has its own image_start
         tokens = call_layout.image_start + call_layout.image_tokens
         if (
@@ -90,13 +87,25 @@ class SharedAttentionOverride:
             or q.shape[2] != k.shape[2] or k.shape[2] != v.shape[2] or k.shape[2] < tokens
             or (call_layout.call_tokens is not None and k.shape[2] != call_layout.call_tokens)
         ):
-            return self._backend(backend, *args, **kwargs)
+            return self._pass_through(layout, "its rows or token count", backend, args, kwargs)
+        if mask is not None:
+            mask = as_key_mask(mask, q.shape[0], heads, q.shape[2], k.shape[2])
+            if mask is None:
+                return self._pass_through(layout, "its attention mask's shape", backend, args, kwargs)
         layout.shared_calls += 1
-        return self._shared(backend, q, k, v, heads, call_layout, kwargs)
+        call_kwargs = {key: value for key, value in kwargs.items() if key != "mask"}
+        return self._shared(backend, q, k, v, heads, mask, call_layout, call_kwargs, adain_done)
 
-    def _shared(self, backend, q, k, v, heads, layout: CallLayout, kwargs: dict):
+    def _pass_through(self, layout: CallLayout, cause: str, backend, args, kwargs):
+        """A call of a shared block whose layout the pack does not understand: unchanged, the cause kept for
+        the model-call wrapper's report (an error when no call of the model call could be shared)."""
+        layout.pass_causes.add(cause)
+        return self._backend(backend, *args, **kwargs)
+
+    def _shared(self, backend, q, k, v, heads, mask, layout: CallLayout, kwargs: dict, adain_done: bool = False):
+        """adain_done: the host's pre-RoPE hook already normalised this call's targets (pre_rope_patch.py)."""
         reference_rows, target_rows, target_chunk = layout.row_indices(q.device)
-        flags = self.sharing.flags
+        flags = ShareFlags(False, False, False, self.sharing.flags.share) if adain_done else self.sharing.flags
         call_kwargs = dict(kwargs, skip_reshape=True)
         call_kwargs.pop("heads", None)
         image = layout.image_slice
@@ -111,7 +120,7 @@ class SharedAttentionOverride:
         if flags.adain_values:
             _adain_image_tokens_(v_t, v_r, target_chunk, layout, rotated=False)
 
-        target_kwargs = call_kwargs
+        reference_mask, target_mask = rows_of(mask, reference_rows), rows_of(mask, target_rows)
         if flags.share:
             reference_keys = k_r[:, :, image]
             if self.sharing.position_shift and layout.shift_rotation is not None:
@@ -121,16 +130,19 @@ class SharedAttentionOverride:
             reference_keys = reference_keys.to(k.dtype)
             k_t = torch.cat([k_t, reference_keys.index_select(0, target_chunk)], dim=2)
             v_t = torch.cat([v_t, v_r[:, :, image].index_select(0, target_chunk)], dim=2)
-            if self.sharing.logit_shift != 0.0:
-                mask = _appended_logit_mask(k.shape[2], k_t.shape[2], self.sharing.logit_shift, q.dtype, q.device)
-                target_kwargs = dict(call_kwargs, mask=mask)
+            target_mask = extended_over_appended(
+                target_mask, k.shape[2], layout.image_tokens, self.sharing.logit_shift, q.dtype, q.device)
 
-        out_t = self._backend(backend, q_t, k_t, v_t, heads, **target_kwargs)
-        out_r = self._backend(backend, q_r, k_r, v_r, heads, **call_kwargs)
+        out_t = self._backend(backend, q_t, k_t, v_t, heads, **_with_mask(call_kwargs, target_mask))
+        out_r = self._backend(backend, q_r, k_r, v_r, heads, **_with_mask(call_kwargs, reference_mask))
         out = out_t.new_empty((layout.batch.rows,) + tuple(out_t.shape[1:]))
         out.index_copy_(0, target_rows, out_t)
         out.index_copy_(0, reference_rows, out_r)
         return out
+
+
+def _with_mask(kwargs: dict, mask: Optional[torch.Tensor]) -> dict:
+    return kwargs if mask is None else dict(kwargs, mask=mask)
 
 
 def _adain_image_tokens_(targets: torch.Tensor, references: torch.Tensor, target_chunk: torch.Tensor, layout: CallLayout, rotated: bool) -> None:
@@ -153,9 +165,3 @@ def _adain_image_tokens_(targets: torch.Tensor, references: torch.Tensor, target
     if rotations is not None:
         normalised = rotate(normalised, rotations)
     targets[:, :, image] = normalised.to(targets.dtype)
-
-
-def _appended_logit_mask(own_tokens: int, total_tokens: int, shift: float, dtype, device) -> torch.Tensor:
-    mask = torch.zeros((1, 1, 1, total_tokens), dtype=dtype, device=device)
-    mask[..., own_tokens:] = shift if math.isfinite(shift) else torch.finfo(dtype).min
-    return mask

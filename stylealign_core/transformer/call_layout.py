@@ -8,7 +8,7 @@ reads it. Token ranges are in the joint sequence as the attention backend receiv
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -51,8 +51,26 @@ class CallLayout:
     # shared blocks that reached it, and those it changed.
     reached_calls: int = field(default=0)
     shared_calls: int = field(default=0)
+    # Why calls of shared blocks were passed through unchanged (for the model-call wrapper's report).
+    pass_causes: set = field(default_factory=set)
+    # The block whose q/k/v the host's pre-RoPE hook already AdaIN-normalised (pre_rope_patch.py), for its
+    # attention call to skip AdaIN; None: the override does it.
+    pre_rope_block: Optional[tuple] = None
+
+    # Rebuilds (image_rotations, shift_rotation) for the rope_options an attention call carries, or None
+    # when the positions are fixed at the model call. A model may add offsets after the model-call wrapper
+    # (LongCat-Image adds rope_options inside its own model call); rope_options_key: what they were built for.
+    rotations_for: Optional[Callable] = field(default=None, repr=False)
+    rope_options_key: str = "None"
 
     _row_indices: dict = field(default_factory=dict, repr=False)
+
+    def follow_rope_options(self, rope_options) -> None:
+        """Use the rotations of the rope_options the attention call sees (the model's own positions)."""
+        key = repr(rope_options)
+        if self.rotations_for is not None and key != self.rope_options_key:
+            self.image_rotations, self.shift_rotation = self.rotations_for(rope_options)
+            self.rope_options_key = key
 
     def row_indices(self, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(reference rows, target rows, chunk of each target) as index tensors on `device`, made once per

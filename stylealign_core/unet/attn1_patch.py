@@ -163,6 +163,7 @@ class SharedAttentionPatch:
 
     def __call__(self, q_in, k_in, v_in, extra_options):
         self.runtime.patch_calls += 1
+        self.runtime.count_missed(self.runtime.take_pending_shift())  # the previous layer's attention never read it
         if (
             not self.layer_shares(extra_options)
             or not self._is_active(extra_options)
@@ -178,8 +179,6 @@ class SharedAttentionPatch:
             self.runtime.pending_shift = PendingLogitShift(own_tokens=tokens, total_tokens=tokens, shift=0.0, full_share=layout)
             return q_in, k_in, v_in
         q_out, k_out, v_out = _share(q_in, k_in, v_in, layout, self._flags)
-        if self._projected and self.runtime.pending_shift is not None and self.runtime.pending_shift.projected is not None:
-            self.runtime.projected_adain_missed += 1  # the previous layer's attention call never took its note
         if k_out.shape[-2] != k_in.shape[-2] or self._projected:
             # Read by the attention override: the reference strength, keys to re-tile when another patch
             # (HyperTile) splits the queries into tiles after or before this one, the projected AdaIN.

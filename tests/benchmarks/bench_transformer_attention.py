@@ -18,7 +18,10 @@ time / unpatched time of the same repetition):
     unpatched        no patch
     pack             StyleAlignedPatch's transformer route with its defaults (AlignedGen: single blocks,
                      AdaIN of image q/k before RoPE, reference image K shifted and x1.1, V appended,
-                     reference rows and target rows as separate backend calls)
+                     reference rows and target rows as separate backend calls); on a host that calls
+                     attn1 patches inside DiT blocks (ComfyUI 0.33: Flux, Qwen-Image) AdaIN runs there
+    pack-override-adain  the same without that patch: the override undoes RoPE, AdaINs, redoes it (the
+                     path of hosts without the hook, e.g. 0.3.75); opt-in: --variants ...,pack-override-adain
     floor            the reference's image-token K/V appended to every row in the shared blocks, one
                      backend call, nothing else: the extra attention the method cannot avoid
     straightforward  the pack's maths written plainly (CPU mode only by default): per-target loops, the
@@ -115,7 +118,9 @@ def build_model(config: Config, device, dtype):
     import comfy.model_patcher
     import comfy.supported_models
 
-    model_config = getattr(comfy.supported_models, config.model_class)(dict(config.dit))
+    from host.tiny_dit_models import fit_host_config  # fields newer hosts require (txt_ids_dims)
+
+    model_config = getattr(comfy.supported_models, config.model_class)(fit_host_config(config.name, config.dit))
     model_config.set_inference_dtype(dtype, None)
     model = model_config.get_model({}, device=device)
     model.to(device)
@@ -246,6 +251,11 @@ def make_variants(patcher, names: list[str]) -> list[Variant]:
             variants.append(Variant(name, {}))
         elif name == "pack":
             variants.append(Variant(name, pack_options))
+        elif name == "pack-override-adain":
+            # The 0.3.75 path on any host: without the pre-RoPE attn1 patch, the override undoes RoPE, AdaINs
+            # and redoes it. Where the host calls the hook (0.33 Flux / Qwen-Image) "pack" AdaINs there.
+            patches = {key: value for key, value in pack_options.get("patches", {}).items() if key != "attn1_patch"}
+            variants.append(Variant(name, dict(pack_options, patches=patches)))
         elif name in ("floor", "straightforward"):
             override = (FloorOverride if name == "floor" else StraightforwardOverride)(
                 family_host.family, sharing.shared_blocks, sharing.key_scale)
@@ -362,6 +372,11 @@ def main(argv=None) -> int:
             by_name = {v.name: v for v in variants}
             print(f"{name}: {params / 1e6:.1f}M params, {dtype}, {device}, rows {inputs.x.shape[0]}, "
                   f"image tokens {(config.image_size // 16) ** 2}, text tokens {config.text_tokens}", flush=True)
+            if "pack" in by_name and "pack-override-adain" in by_name:
+                hook_out = forward(patcher, by_name["pack"], inputs).float()
+                override_out = forward(patcher, by_name["pack-override-adain"], inputs).float()
+                print(f"  hook vs override AdaIN: max |difference| = {(hook_out - override_out).abs().max().item():.2e} "
+                      f"(of max |output| {override_out.abs().max().item():.2e})", flush=True)
             if "pack" in by_name and "straightforward" in by_name:
                 pack_out = forward(patcher, by_name["pack"], inputs).float()
                 plain_out = forward(patcher, by_name["straightforward"], inputs).float()

@@ -249,6 +249,11 @@ TINY_DITS = {
     "z_image": TinyDit("ZImage", Z_IMAGE_CONFIG, 16, _plain_conditioning(32, default_tokens=7)),
 }
 
+# LongCat-Image (ComfyUI 0.33+): loads as Flux (no guidance, no pooled vector, text ids on two axes) and
+# adds rope_options offsets inside the model call.
+LONGCAT_CONFIG = dict(FLUX_CONFIG, guidance_embed=False, vec_in_dim=None, txt_ids_dims=[1, 2])
+TINY_DITS["longcat"] = TinyDit("LongCatImage", LONGCAT_CONFIG, 16, _flux_conditioning(32, None))
+
 # Fields that newer hosts require and older ones do not know (ComfyUI 0.8+: FluxParams.txt_ids_dims,
 # ChromaParams.txt_ids_dims and vec_in_dim); each is added only where the host's params dataclass declares
 # it, so one tiny config builds on both hosts. The values are what the host's own detection gives these
@@ -270,7 +275,24 @@ def host_unet_config(kind: str) -> dict:
         module, params_class, extra = HOST_DEPENDENT_FIELDS[kind]
         declared = {field.name for field in dataclasses.fields(getattr(importlib.import_module(module), params_class))}
         config.update({name: value for name, value in extra.items() if name in declared and name not in config})
+    if config.get("image_model") in ("flux", "flux2", "chroma"):
+        # A config written for a newer host (LongCat-Image's txt_ids_dims) loses what this host does not know.
+        declared = _params_fields(config["image_model"])
+        config = {key: value for key, value in config.items() if key in declared or key not in HOST_ONLY_FIELDS}
     return config
+
+
+HOST_ONLY_FIELDS = ("txt_ids_dims", "vec_in_dim")
+
+
+def _params_fields(image_model: str) -> set:
+    import dataclasses
+
+    if image_model == "chroma":
+        from comfy.ldm.chroma.model import ChromaParams as params
+    else:
+        from comfy.ldm.flux.model import FluxParams as params
+    return {field.name for field in dataclasses.fields(params)}
 
 
 # Families whose latent has a time axis: (B, C, 1, H, W).
