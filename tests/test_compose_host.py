@@ -330,9 +330,15 @@ def test_override_lost_inside_the_model_call_is_said(model, conds, caplog):
         options = {key: value for key, value in transformer_options.items() if key != "optimized_attention_override"}
         return executor(x, timesteps, context, y, control, options, **kwargs)
 
-    patched = style_aligned(model, reference_strength=0.5).clone()
+    # AdaIN on the projection inputs: only the strength is lost, which is said once.
+    patched = style_aligned(model, reference_strength=0.5, adain_on="inputs").clone()
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "test_drops_override", drops_override)
     with caplog.at_level(logging.WARNING):
         run(patched, conds)
     said = [r.getMessage() for r in caplog.records if "without StyleAligned's attention override" in r.getMessage()]
     assert len(said) == 1 and "StyleAlignedPatch" in said[0] and "reference_strength (0.5)" in said[0]
+    # AdaIN on the projections (the default) would be lost entirely: an error naming the node and adain_on.
+    patched = style_aligned(model, reference_strength=0.5).clone()
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "test_drops_override", drops_override)
+    with pytest.raises(Exception, match="StyleAlignedPatch: adain_on is 'projections \\(paper\\)'"):
+        run(patched, conds)

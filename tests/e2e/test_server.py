@@ -147,7 +147,9 @@ def test_object_info_lists_patch_node_with_tooltips(comfy, object_info):
         "shared_layer_fraction", "start_percent", "end_percent"]
     # Transformer-only inputs are optional, so API graphs saved before them still validate.
     assert list(info["input"].get("optional", {})) == [
-        "transformer_blocks", "shift_reference_positions", "reference_key_scale", "reference"]
+        "transformer_blocks", "shift_reference_positions", "reference_key_scale", "reference",
+        "adain_on", "full_attention_sharing", "share_group_norm"]
+    assert info["input"]["optional"]["adain_on"][1]["default"] == "projections (paper)"
     assert info["input"]["optional"]["transformer_blocks"][1]["default"] == "auto"
     assert info["input"]["optional"]["reference_key_scale"][1]["default"] == 0.0
     assert info["input"]["optional"]["reference"][0] == "STYLEALIGN_REFERENCE"
@@ -528,6 +530,8 @@ def test_whole_server_log_has_no_unexpected_pack_problems(comfy):
     """Runs last: nothing the pack logged while serving the prompts above is a warning or error, except the
     failures provoked on purpose by test_patch_error_fails_the_prompt_not_the_server (and test_set_score.py)."""
     provoked = ("start_percent (0.8) is after end_percent (0.2)",
+                # test_bad_widget_value_through_the_api_is_refused_by_name's probes
+                "StyleAlignedPatch: transformer_blocks is 'bogus'", "StyleAlignedPatch: start_percent is nan",
                 # test_set_score.py's errors, when that file runs first
                 "StyleAlignedSetScore: images holds 1 image", "StyleAlignedSetScore: reference_index 2 is outside images")
     problems = [p for p in pack_log_problems(comfy.log_text()) if not any(text in p for text in provoked)]
