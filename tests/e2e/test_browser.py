@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from host import distributed
 from host.api_workflows import API_WORKFLOWS_DIR, SHIPPED_IMAGE_NAME, WORKFLOWS_DIR, ui_twin, write_test_image
 from host.frontend import BrowserUnavailable, FrontEnd, find_browser
 from host.server import comfy_server
@@ -58,6 +59,8 @@ def browser_comfy(tmp_path_factory, artifacts_dir):
     placeholder.write_bytes(b"")
     image = write_test_image(tmp_path_factory.mktemp("browser-inputs") / SHIPPED_IMAGE_NAME)
     models = {folder: {name: placeholder for name in names} for folder, names in shipped_model_files().items()}
+    if distributed.find_tarball() is not None:  # the distributed workflow's nodes come from ComfyUI-Distributed
+        distributed.install(base)
     try:
         with comfy_server(base, models=models, inputs={SHIPPED_IMAGE_NAME: image}) as server:
             yield server
@@ -138,8 +141,8 @@ def test_ui_workflow_loads_cleanly_and_matches_its_api_twin(page, screenshots_di
     workflow = json.loads(ui_path.read_text())
     needs = sorted({node["type"] for node in workflow["nodes"] if node["type"].startswith("Distributed")})
     if needs and not page.driver.execute_script(f"return {json.dumps(needs)}.every(t => t in LiteGraph.registered_node_types)"):
-        from host import distributed
-        pytest.skip(f"{ui_path.name} uses ComfyUI-Distributed's nodes {needs}: {distributed.missing_reason()}")
+        reason = distributed.missing_reason() if distributed.find_tarball() is None else "the server did not register them"
+        pytest.skip(f"{ui_path.name} uses ComfyUI-Distributed's nodes {needs}: {reason}")
     result = page.load_workflow(workflow, name=ui_path.stem, screenshot=screenshots_dir / f"{ui_path.stem}.png")
     assert result.problems() == [], f"{ui_path.name} does not load cleanly"
     assert result.node_count == len(workflow["nodes"])
