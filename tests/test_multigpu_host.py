@@ -56,7 +56,9 @@ def multigpu(pack, monkeypatch):
         return real_submit(pool, device, fn, *args, **kwargs)
 
     monkeypatch.setattr(comfy.multigpu.MultiGPUThreadPool, "submit", recording_submit)
-    return calls
+    yield calls
+    comfy.model_management.unload_all_models()  # while both devices are listed: no clone stays loaded on cpu:0
+    assert not [loaded for loaded in comfy.model_management.current_loaded_models if loaded.device == SECOND_DEVICE]
 
 
 def loader_made(factory, *args):
