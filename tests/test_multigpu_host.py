@@ -10,7 +10,8 @@ device (`cpu:0`, a distinct dict key for the host, the same memory for torch) in
 else of the host is replaced: its node, clones, scheduler and thread pool run as shipped.
 
 Held: the images equal the ordinary single-device run of the same patched model; the reference equals the
-unpatched model's, the targets are styled. Both orders of StyleAlignedPatch and the MultiGPU node.
+unpatched model's, the targets are styled. Both orders of StyleAlignedPatch and the MultiGPU node; also with a
+ControlNet on the prompts (the host deep-clones it for the second device).
 """
 
 import pytest
@@ -19,7 +20,7 @@ import torch
 from host.comfy_env import load_host
 from host.sampling import run_node, sample, style_aligned
 from host.tiny_dit_models import dit_conditioning, dit_noise, tiny_dit
-from host.tiny_models import tiny_conditioning, tiny_model
+from host.tiny_models import tiny_conditioning, tiny_controlnet, tiny_model
 
 STEPS = 2
 SECOND_DEVICE = torch.device("cpu", 0)  # != torch.device("cpu") as a dict key: the host sees two devices
@@ -72,10 +73,21 @@ def split_over_two_devices(model):
     return run_node("MultiGPU_WorkUnits", model=model, max_gpus=2)[0]
 
 
+def with_controlnet(conds, control_net):
+    """ControlNetApplyAdvanced on both prompts: the host deep-clones the ControlNet for the second device."""
+    from host.comfy_env import host_node_class
+
+    hint = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(4))
+    return host_node_class("ControlNetApplyAdvanced")().apply_controlnet(*conds, control_net, hint, 1.0, 0.0, 1.0)[:2]
+
+
 CASES = {
     "sd15": (lambda: loader_made(tiny_model, "sd15", 0),
              lambda: (tiny_conditioning("sd15", seed=1), tiny_conditioning("sd15", seed=2)),
              lambda: torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(3))),
+    "sd15_controlnet": (lambda: loader_made(tiny_model, "sd15", 0),
+                        lambda: with_controlnet((tiny_conditioning("sd15", seed=1), tiny_conditioning("sd15", seed=2)), tiny_controlnet()),
+                        lambda: torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(3))),
     "flux": (lambda: loader_made(tiny_dit, "flux", 0),
              lambda: (dit_conditioning("flux", seed=1), dit_conditioning("flux", seed=2)),
              lambda: dit_noise("flux", 3, seed=3)),
@@ -102,6 +114,9 @@ def test_host_multigpu_split_gives_the_single_device_images(multigpu, kind, orde
     assert [clone.load_device for clone in clones] == [SECOND_DEVICE]
     assert clones[0].model is not split.model  # a clone of its own, reloaded by the loader's factory
     out = sample(split, noise, positive, negative, steps=STEPS)
+    control = positive[0][1].get("control")
+    if control is not None:  # each device ran a ControlNet of its own
+        assert list(control.multigpu_clones) == [SECOND_DEVICE]
 
     splits = [call for call in multigpu if isinstance(call, list)]
     workers = [call[1] for call in multigpu if isinstance(call, tuple)]
