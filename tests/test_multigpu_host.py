@@ -41,7 +41,7 @@ def multigpu(pack, monkeypatch):
         pytest.skip("this ComfyUI's sampler has no _calc_cond_batch_multigpu")
     primary = comfy.model_management.get_torch_device()
     monkeypatch.setattr(comfy.model_management, "get_all_torch_devices",
-                        lambda exclude_current=False: [] if exclude_current else [primary, SECOND_DEVICE])
+                        lambda exclude_current=False: [SECOND_DEVICE] if exclude_current else [primary, SECOND_DEVICE])
     calls = []
     real = comfy.samplers._calc_cond_batch_multigpu
 
