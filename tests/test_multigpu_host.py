@@ -42,22 +42,22 @@ def multigpu(pack, monkeypatch):
     primary = comfy.model_management.get_torch_device()
     monkeypatch.setattr(comfy.model_management, "get_all_torch_devices",
                         lambda exclude_current=False: [SECOND_DEVICE] if exclude_current else [primary, SECOND_DEVICE])
-    calls = []
+    seen = {"splits": [], "workers": []}  # per model step: the devices split over; per submit: the worker's device
     real = comfy.samplers._calc_cond_batch_multigpu
 
     def counting(model, conds, x_in, timestep, model_options):
-        calls.append(sorted(str(device) for device in model_options["multigpu_clones"]))
+        seen["splits"].append(sorted(str(device) for device in model_options["multigpu_clones"]))
         return real(model, conds, x_in, timestep, model_options)
 
     monkeypatch.setattr(comfy.samplers, "_calc_cond_batch_multigpu", counting)
     real_submit = comfy.multigpu.MultiGPUThreadPool.submit
 
     def recording_submit(pool, device, fn, *args, **kwargs):
-        calls.append(("worker thread", str(device)))
+        seen["workers"].append(str(device))
         return real_submit(pool, device, fn, *args, **kwargs)
 
     monkeypatch.setattr(comfy.multigpu.MultiGPUThreadPool, "submit", recording_submit)
-    yield calls
+    yield seen
     comfy.model_management.unload_all_models()  # while both devices are listed: no clone stays loaded on cpu:0
     assert not [loaded for loaded in comfy.model_management.current_loaded_models if loaded.device == SECOND_DEVICE]
 
@@ -104,7 +104,7 @@ def test_host_multigpu_split_gives_the_single_device_images(multigpu, kind, orde
 
     plain = sample(model, noise, positive, negative, steps=STEPS)
     single = sample(style_aligned(model, reference_strength=0.5), noise, positive, negative, steps=STEPS)
-    assert not multigpu  # the ordinary path so far
+    assert not multigpu["splits"]  # the ordinary path so far
 
     if order == "stylealigned_first":
         split = split_over_two_devices(style_aligned(model, reference_strength=0.5))
@@ -118,8 +118,7 @@ def test_host_multigpu_split_gives_the_single_device_images(multigpu, kind, orde
     if control is not None:  # each device ran a ControlNet of its own
         assert list(control.multigpu_clones) == [SECOND_DEVICE]
 
-    splits = [call for call in multigpu if isinstance(call, list)]
-    workers = [call[1] for call in multigpu if isinstance(call, tuple)]
+    splits, workers = multigpu["splits"], multigpu["workers"]
     assert splits and all(devices == ["cpu", "cpu:0"] for devices in splits)  # the host's split ran...
     assert workers.count("cpu") == workers.count("cpu:0") == len(splits)  # ...each step on both workers
     scale = max(1.0, single.abs().max().item())
