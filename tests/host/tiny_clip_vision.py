@@ -32,8 +32,9 @@ TINY_VISION_CONFIGS = {
 }
 
 
-def tiny_clip_vision(kind: str = "clip", seed: int = 0):
-    """A comfy.clip_vision.ClipVisionModel with a tiny config of `kind` and random float32 weights on the CPU."""
+def tiny_clip_vision(kind: str = "clip", seed: int = 0, **config_changes):
+    """A comfy.clip_vision.ClipVisionModel with a tiny config of `kind` (and `config_changes`, e.g. more
+    layers) and random float32 weights on the CPU."""
     load_host()
     import torch
 
@@ -41,7 +42,7 @@ def tiny_clip_vision(kind: str = "clip", seed: int = 0):
 
     with tempfile.TemporaryDirectory() as folder:
         config_path = Path(folder) / f"tiny_{kind}.json"
-        config_path.write_text(json.dumps(TINY_VISION_CONFIGS[kind]))
+        config_path.write_text(json.dumps({**TINY_VISION_CONFIGS[kind], **config_changes}))
         model = comfy.clip_vision.ClipVisionModel(str(config_path))
     model.model.to(torch.float32)
     _randomise(model.model, seed)
