@@ -8,7 +8,7 @@ the other node alone, the targets must change.
 import pytest
 import torch
 
-from host.comfy_env import host_node_class, load_host
+from host.comfy_env import host_node_class, host_node_classes, load_host
 from host.sampling import node_defaults, sample, seeded_noise, style_aligned
 from host.tiny_clip import tiny_clip
 from host.tiny_models import tiny_conditioning, tiny_controlnet, tiny_model
@@ -290,9 +290,7 @@ def test_real_image_reference_with_host_patch(model, conds, reference, image_lat
 
 def attention_backend(model):
     """ComfyUI 0.33's ModelAttentionBackend (set_model_optimized_attention replaces the override slot)."""
-    import nodes as host_nodes
-
-    if "ModelAttentionBackend" not in host_nodes.NODE_CLASS_MAPPINGS:
+    if "ModelAttentionBackend" not in host_node_classes():
         pytest.skip("this ComfyUI has no ModelAttentionBackend node (added after 0.3.75)")
     return host_patch("ModelAttentionBackend", model, attention="pytorch attention")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from host.comfy_env import load_host
+from host.comfy_env import host_node_classes, load_host
 from host.fetch_comfyui import CACHE_DIR, comfyui_path
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -37,21 +37,16 @@ CHILD_SCRIPT = """
 import json, sys
 sys.path.insert(0, {tests!r})
 from host.comfy_env import load_host
-pack = load_host()
-import nodes as host_nodes
-features = pack.nodes.schema_features
-infos = {{node_id: cls.GET_NODE_INFO_V1() for node_id, cls in host_nodes.NODE_CLASS_MAPPINGS.items()
-          if node_id.startswith("StyleAligned")}}
+from test_schema_features_host import pack_node_infos
+features = load_host().nodes.schema_features
+infos = pack_node_infos()
 print(json.dumps({{"advanced": features.INPUTS_HAVE_ADVANCED, "aliases": features.SCHEMA_HAS_SEARCH_ALIASES,
                   "infos": infos}}, default=str))
 """
 
 
 def pack_node_infos() -> dict:
-    load_host()
-    import nodes as host_nodes
-
-    return {node_id: cls.GET_NODE_INFO_V1() for node_id, cls in host_nodes.NODE_CLASS_MAPPINGS.items()
+    return {node_id: cls.GET_NODE_INFO_V1() for node_id, cls in host_node_classes().items()
             if node_id.startswith("StyleAligned")}
 
 

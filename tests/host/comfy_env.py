@@ -58,8 +58,13 @@ def load_host() -> ModuleType:
     return sys.modules[str(link).replace(".", "_x_")]
 
 
-def host_node_class(node_id: str):
+def host_node_classes() -> dict:
+    """ComfyUI's NODE_CLASS_MAPPINGS (the host's top-level nodes.py, never the pack's nodes/ package)."""
     load_host()
     import nodes as host_nodes
 
-    return host_nodes.NODE_CLASS_MAPPINGS[node_id]
+    return host_nodes.NODE_CLASS_MAPPINGS
+
+
+def host_node_class(node_id: str):
+    return host_node_classes()[node_id]
