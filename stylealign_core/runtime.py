@@ -7,7 +7,7 @@ syncs such as reading a sigma off the GPU.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 import threading
 from typing import TYPE_CHECKING, Optional
 
@@ -59,17 +59,6 @@ class PatchRuntime:
             state = self._local.state = _CallState()
         return state
 
-    current_call = property(lambda self: self._state().current_call, lambda self, value: setattr(self._state(), "current_call", value))
-    pending_shift = property(lambda self: self._state().pending_shift, lambda self, value: setattr(self._state(), "pending_shift", value))
-    patch_calls = property(lambda self: self._state().patch_calls, lambda self, value: setattr(self._state(), "patch_calls", value))
-    # Logit shifts the patch left that no attention call consumed (the override was not reached).
-    missed_shifts = property(lambda self: self._state().missed_shifts, lambda self, value: setattr(self._state(), "missed_shifts", value))
-    # Layers of the current model call whose projected AdaIN no attention call applied.
-    projected_adain_missed = property(
-        lambda self: self._state().projected_adain_missed, lambda self, value: setattr(self._state(), "projected_adain_missed", value))
-    shared_norm_calls = property(
-        lambda self: self._state().shared_norm_calls, lambda self, value: setattr(self._state(), "shared_norm_calls", value))
-
     def __deepcopy__(self, memo):
         # ModelPatcher.clone deep-copies model_options; the pieces of one patch must keep sharing this.
         return self
@@ -92,6 +81,16 @@ class _CallState:
     current_call: Optional[CallContext] = None
     pending_shift: Optional[PendingLogitShift] = None
     patch_calls: int = 0
+    # Logit shifts the patch left that no attention call consumed (the override was not reached).
     missed_shifts: int = 0
+    # Layers of the current model call whose projected AdaIN no attention call applied.
     projected_adain_missed: int = 0
-    shared_norm_calls: int = 0
+
+
+def _per_thread(name: str) -> property:
+    return property(lambda self: getattr(self._state(), name), lambda self, value: setattr(self._state(), name, value))
+
+
+# Every field of _CallState reads and writes the calling thread's copy (runtime.patch_calls, ...).
+for _field in fields(_CallState):
+    setattr(PatchRuntime, _field.name, _per_thread(_field.name))

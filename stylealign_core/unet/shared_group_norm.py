@@ -61,6 +61,8 @@ class SharedGroupNormForward:
         self.wrapped_forward = wrapped_forward
         self.module = module
         self.runtime = runtime
+        # The reference rows' index tensor per (layout, device): built once, not in every GroupNorm call.
+        self._reference_rows: dict = {}
         self.affine = affine
 
     def __deepcopy__(self, memo):
@@ -74,9 +76,10 @@ class SharedGroupNormForward:
             or x.shape[1] % self.module.num_groups != 0
         ):
             return self.wrapped_forward(x, *args, **kwargs)
-        self.runtime.shared_norm_calls += 1
         with self.affine(self.module, x) as (weight, bias):
             out = shared_group_norm(x, layout, self.module.num_groups, self.module.eps, weight, bias)
-        reference_rows = torch.tensor(layout.reference_rows(), device=x.device)
+        reference_rows = self._reference_rows.get((layout, x.device))
+        if reference_rows is None:
+            reference_rows = self._reference_rows[(layout, x.device)] = torch.tensor(layout.reference_rows(), device=x.device)
         out.index_copy_(0, reference_rows, self.wrapped_forward(x.index_select(0, reference_rows)))
         return out
