@@ -21,8 +21,10 @@ from ..stylealign_core.transformer.block_selection import BLOCK_CHOICES, select_
 from .patch_set import install_patch_set
 from .shared_norm import install_shared_group_norm
 from .host_model import model_family, noise_scaling, percent_to_sigma, self_attention_layers, to_model_latent
-from .transformer_model import install_transformer_route, transformer_family_host
-from .family_names import default_blocks_text, default_key_scale_text, paper_models_text, supported_models_text
+from .transformer_model import install_transformer_route, transformer_family
+from .family_names import (
+    default_blocks_text, default_key_scale_text, paper_models_text, position_shift_ignored_text, supported_models_text,
+)
 from .reference_type import StyleAlignedReference
 from .schema_features import search_words, with_advanced_inputs
 from .input_checks import check_inputs
@@ -111,7 +113,7 @@ class StyleAlignedPatch(io.ComfyNode):
                 ),
                 io.Boolean.Input(
                     "shift_reference_positions", default=True, optional=True,
-                    tooltip="Transformers with RoPE only (ignored for UNets and SD3, whose positions are absolute): give the "
+                    tooltip=f"Transformers with RoPE only (ignored for {position_shift_ignored_text()}): give the "
                     "reference's shared keys positions shifted by the image width, so they do not collide with the "
                     "target's own positions (AlignedGen's ShiftPE). Off copies the reference's layout more.",
                 ),
@@ -207,12 +209,12 @@ class StyleAlignedPatch(io.ComfyNode):
             full_attention_sharing=full_attention_sharing,
             share_group_norm=share_group_norm,
         )
-        family_host = transformer_family_host(model, NODE_ID)
+        family = transformer_family(model, NODE_ID)
         held_reference = None if reference is None else hold_reference(model, reference)
-        if family_host is not None:
+        if family is not None:
             return io.NodeOutput(
                 patch_transformer(
-                    model, family_host, options, transformer_blocks, shift_reference_positions, reference_key_scale, held_reference
+                    model, family, options, transformer_blocks, shift_reference_positions, reference_key_scale, held_reference
                 )
             )
         shared_layers = select_shared_layers(self_attention_layers(model, NODE_ID), options)
@@ -232,18 +234,17 @@ class StyleAlignedPatch(io.ComfyNode):
 
 
 def patch_transformer(
-    model, family_host, options: StyleAlignedOptions, blocks: str, shift: bool, key_scale: float, held_reference=None
+    model, family, options: StyleAlignedOptions, blocks: str, shift: bool, key_scale: float, held_reference=None
 ):
-    family = family_host.family
     diffusion_model = model.get_model_object("diffusion_model")
     sharing = TransformerSharing(
-        shared_blocks=select_shared_blocks(family, family_host.block_counts(diffusion_model), blocks, options.shared_layer_fraction),
+        shared_blocks=select_shared_blocks(family, family.block_counts(diffusion_model), blocks, options.shared_layer_fraction),
         flags=share_flags(options),
         key_scale=key_scale if key_scale > 0 else family.default_key_scale,
         position_shift=shift,
         logit_shift=options.logit_shift if options.needs_logit_shift and options.reference_strength > 0 else 0.0,
     )
-    return install_transformer_route(model, family_host, options, sharing, held_reference)
+    return install_transformer_route(model, family, options, sharing, held_reference)
 
 
 def hold_reference(model, reference) -> HeldReference:

@@ -221,17 +221,17 @@ def make_variants(patcher, names: list[str]) -> list[Variant]:
     from stylealigned_bench_pack.stylealign_core.unet.attn1_patch import share_flags
     from stylealigned_bench_pack.stylealign_core.transformer.block_selection import select_shared_blocks
 
-    family_host = transformer_model.transformer_family_host(patcher, "bench")
+    family = transformer_model.transformer_family(patcher, "bench")
     options = core.StyleAlignedOptions(reference_index=REFERENCE_INDEX)
     diffusion_model = patcher.model.diffusion_model
     sharing = core.transformer.TransformerSharing(
-        shared_blocks=select_shared_blocks(family_host.family, family_host.block_counts(diffusion_model), "auto", 1.0),
-        flags=share_flags(options), key_scale=family_host.family.default_key_scale, position_shift=True,
+        shared_blocks=select_shared_blocks(family, family.block_counts(diffusion_model), "auto", 1.0),
+        flags=share_flags(options), key_scale=family.default_key_scale, position_shift=True,
     )
-    patched = transformer_model.install_transformer_route(patcher, family_host, options, sharing)
+    patched = transformer_model.install_transformer_route(patcher, family, options, sharing)
     pack_options = dict(patched.model_options["transformer_options"], wrappers=patched.wrappers)
 
-    build_layout = family_host.call_layout(family_host.family)
+    build_layout = family.call_layout
 
     def layout_only(executor, x, t, c_concat, c_crossattn, control, transformer_options, **kwargs):
         """The pack's per-call layout (positions) for the variants that bring their own override."""
@@ -258,7 +258,7 @@ def make_variants(patcher, names: list[str]) -> list[Variant]:
             variants.append(Variant(name, dict(pack_options, patches=patches)))
         elif name in ("floor", "straightforward"):
             override = (FloorOverride if name == "floor" else StraightforwardOverride)(
-                family_host.family, sharing.shared_blocks, sharing.key_scale)
+                family, sharing.shared_blocks, sharing.key_scale)
             variants.append(Variant(name, {"wrappers": layout_wrappers, "optimized_attention_override": override}))
         else:
             raise SystemExit(f"unknown variant {name!r}")
