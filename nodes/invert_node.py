@@ -79,8 +79,8 @@ class StyleAlignedInvertReference(io.ComfyNode):
                 io.Conditioning.Input(
                     "conditioning", optional=True,
                     tooltip="Optional: the conditioning to invert with, used instead of encoding prompt with clip, "
-                    "e.g. CLIPTextEncode -> FluxGuidance for Flux.1 dev (without it Flux.1 inverts at the host's default "
-                    "guidance, 3.5). One prompt, not a batch.",
+                    "e.g. CLIPTextEncode -> FluxGuidance for a guidance-distilled model (without it such a model inverts at "
+                    "the host's default guidance, 3.5). One prompt, not a batch.",
                 ),
                 io.Combo.Input(
                     "method", options=list(METHODS), default=INVERSION, optional=True,

@@ -12,13 +12,9 @@ import pytest
 import torch
 
 from host.comfy_env import host_node_class
+from test_core_family_registry import names
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def names(text: str, model: str) -> bool:
-    """`model` appears as a name of its own ("SD3" is not found inside "SD3.5", "Flux.1" not in "Flux.10")."""
-    return re.search(rf"(?<![\w.]){re.escape(model)}(?!\w|\.\d)", text) is not None
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +47,6 @@ def test_word_list(family_names):
     assert family_names.word_list(["a"]) == "a"
     assert family_names.word_list(["a", "b"]) == "a and b"
     assert family_names.word_list(("a", "b", "c")) == "a, b and c"
-
-
-def test_name_check_is_exact():
-    assert names("SD3 and SD3.5", "SD3") and names("SD3.5 only", "SD3.5")
-    assert not names("SD3.5 only", "SD3") and not names("Flux.10", "Flux.1") and not names("xSDXL", "SDXL")
 
 
 def test_patch_node_description_and_model_tooltip_name_every_family(family_names, patch_schema):

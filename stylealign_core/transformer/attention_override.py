@@ -11,7 +11,7 @@ the same conditioning chunk (image tokens I, RoPE rotation R(p) per token, shift
 Statistics per (head, channel) over the image tokens, float32 (maths.adain). Text and extra tokens are
 never normalised or shared. Reference rows and target rows are separate backend calls, so any backend
 (sage, flash, xformers) keeps working; reference_strength != 1 adds log(strength) to the appended keys'
-logits through an additive mask on the target call. A call's own attention mask (Qwen-Image's text
+logits through an additive mask on the target call. A call's own attention mask (text
 padding) keeps covering each row's own keys; the appended reference keys are never masked
 (attention_mask.py). Calls of unshared blocks, inactive steps and cross-attention go to the backend
 unchanged; a shared block's call whose layout the pack does not understand (other rows or token count, a
@@ -73,7 +73,7 @@ class SharedAttentionOverride:
         layout.reached_calls += 1
         adain_done = layout.pre_rope_block is not None and layout.pre_rope_block == block
         layout.pre_rope_block = None
-        # A mask passed by position (Qwen-Image, Lumina: the 5th argument) is read like the keyword.
+        # A mask passed by position (some families' blocks: the 5th argument) is read like the keyword.
         call_args, mask = (args[:4], args[4]) if len(args) == 5 else (args, kwargs.get("mask"))
         heads_first = self.family.heads_first(call_args, {k: v for k, v in kwargs.items() if k != "mask"})
         if heads_first is None:

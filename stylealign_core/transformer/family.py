@@ -33,9 +33,9 @@ class TransformerFamily:
     """
 
     # ---- identity ------------------------------------------------------------------------------------
-    # For messages, e.g. "Flux".
+    # For messages.
     name: str = "transformer"
-    # The model names users know the family by ("Flux.1", "Flux.2", "Chroma"): the node's description,
+    # The model names users know the family by (e.g. a model and its later versions): the node's description,
     # tooltips, the unsupported-model error, pyproject's description and the README list them.
     models: tuple[str, ...] = ()
     # The modules of the host's diffusion-model classes this family covers, as strings (never imported).
@@ -53,8 +53,8 @@ class TransformerFamily:
     # The RoPE id axis that runs along the image width (the position shift moves the reference's keys by
     # the image's extent along it); None: no RoPE, so no shift.
     width_axis: Optional[int] = None
-    # Whether the host calls the DiT attn1 patch inside this family's blocks before RoPE (ComfyUI 0.33:
-    # Flux, Qwen-Image), so AdaIN can happen there; hosts without the hook never call it (pre_rope_patch.py).
+    # Whether the host calls the DiT attn1 patch inside this family's blocks before RoPE (ComfyUI 0.33 does
+    # for some families), so AdaIN can happen there; hosts without the hook never call it (pre_rope_patch.py).
     # Only for families whose blocks are tagged in transformer_options.
     uses_pre_rope_hook: bool = False
 

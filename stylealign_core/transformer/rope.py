@@ -1,6 +1,6 @@
 """Rotary position embedding (RoPE) as rotation matrices: rotate, undo, and shift positions afterwards.
 
-The matrices have the layout the Flux-family embedders produce (`EmbedND`): (..., L, D/2, 2, 2), one 2x2
+The matrices have the layout the host's `EmbedND` embedders produce: (..., L, D/2, 2, 2), one 2x2
 rotation per channel pair (x[2i], x[2i+1]) and token. The host glue builds them with the model's own
 embedder, so theta, the axes and any rope_options the model honours are the model's own.
 Rotations compose and commute: R(delta) R(p) k = R(p + delta) k, so keys can be moved to shifted positions
