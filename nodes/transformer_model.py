@@ -151,8 +151,7 @@ def install_transformer_route(
     pre_rope = None if isinstance(family_host.family, PlannedBlocksFamily) else PreRopeAdaIN(family_host.family, sharing)
     return install_patch_set(
         model,
-        None,
+        TransformerModelCall(options, family_host.family, sharing, build_layout, held_reference),
         attn1_patch=pre_rope,
         make_attention_override=lambda previous: SharedAttentionOverride(family_host.family, sharing, previous),
-        make_wrapper=lambda override: TransformerModelCall(options, build_layout, override, held_reference, attn1_patch=pre_rope),
     )

@@ -15,7 +15,8 @@ import torch
 from stylealign_core import VARIANCE_EPS, PatchRuntime, SharedAttentionPatch, StyleAlignedOptions, batch_layout
 from stylealign_core.maths import fused_adain
 from stylealign_core.maths.adain import channel_stats
-from stylealign_core.maths.fused_adain import ShareFlags, fused_share_reference, torch_share_reference
+from stylealign_core.maths.fused_adain import fused_share_reference, torch_share_reference
+from stylealign_core.share_flags import ShareFlags
 from stylealign_core.unet.attn1_patch import _share_separate_inputs, share_with_reference
 
 TESTS_DIR = Path(__file__).resolve().parent

@@ -29,12 +29,11 @@ import contextlib
 import logging
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Protocol
 
 import torch
 
 from .adain import VARIANCE_EPS, adain_affine, apply_affine, channel_stats, needs_grad
-from ..batch_layout import BatchLayout
 
 log = logging.getLogger(__name__)
 
@@ -43,26 +42,25 @@ TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MIN_BLOCK = 16
 
 
-@dataclass(frozen=True)
-class ShareFlags:
-    """Which outputs are normalised and whether the reference's tokens are appended to k and v."""
+# What the maths reads of its arguments; the core's BatchLayout (batch_layout.py) and ShareFlags
+# (share_flags.py) are these. Declared here so maths/ imports nothing above it.
+class BatchLayout(Protocol):
+    """Rows = chunks x images_per_chunk; the reference is slot reference_index of every chunk."""
+
+    chunks: int
+    images_per_chunk: int
+    reference_index: int
+
+
+class ShareFlags(Protocol):
+    """Which of q, k, v are normalised, whether the reference's tokens are appended, which buffers that needs."""
 
     adain_queries: bool
     adain_keys: bool
     adain_values: bool
     share: bool
-
-    @property
-    def any_adain(self) -> bool:
-        return self.adain_queries or self.adain_keys or self.adain_values
-
-    @property
-    def buffers(self) -> tuple[bool, bool, bool]:
-        """(A_PLAIN, A_SHARED, X_SHARED): which buffers the outputs need."""
-        plain = self.adain_queries or (not self.share and (self.adain_keys or self.adain_values))
-        a_shared = self.share and (self.adain_keys or self.adain_values)
-        x_shared = self.share and not (self.adain_keys and self.adain_values)
-        return plain, a_shared, x_shared
+    any_adain: bool
+    buffers: tuple[bool, bool, bool]  # (A_PLAIN, A_SHARED, X_SHARED)
 
 
 def _pick(x, flags: ShareFlags, a_plain, a_shared, x_shared):
