@@ -11,13 +11,12 @@ from ..stylealign_core import (
     ReferenceLogitShift,
     SharedAttentionPatch,
     StyleAlignedError,
-    StyleAlignedModelCall,
     StyleAlignedOptions,
+    UNetModelCall,
     select_shared_layers,
 )
-from ..stylealign_core.transformer import TransformerSharing
-from ..stylealign_core.unet.attn1_patch import share_flags
-from ..stylealign_core.transformer.block_selection import BLOCK_CHOICES, select_shared_blocks
+from ..stylealign_core.transformer.block_selection import BLOCK_CHOICES
+from ..stylealign_core.transformer.sharing_policy import transformer_sharing
 from .patch_set import install_patch_set
 from .shared_norm import install_shared_group_norm
 from .host_model import model_family, noise_scaling, percent_to_sigma, self_attention_layers, to_model_latent
@@ -208,15 +207,14 @@ class StyleAlignedPatch(io.ComfyNode):
             adain_on_projections=adain_on_projections(adain_on),
             full_attention_sharing=full_attention_sharing,
             share_group_norm=share_group_norm,
+            transformer_blocks=transformer_blocks,
+            shift_reference_positions=shift_reference_positions,
+            reference_key_scale=reference_key_scale,
         )
         family = transformer_family(model, NODE_ID)
         held_reference = None if reference is None else hold_reference(model, reference)
         if family is not None:
-            return io.NodeOutput(
-                patch_transformer(
-                    model, family, options, transformer_blocks, shift_reference_positions, reference_key_scale, held_reference
-                )
-            )
+            return io.NodeOutput(patch_transformer(model, family, options, held_reference))
         shared_layers = select_shared_layers(self_attention_layers(model, NODE_ID), options)
         runtime = PatchRuntime()
         # The attention override applies reference_strength and re-tiles the keys for tiled queries (HyperTile).
@@ -224,7 +222,7 @@ class StyleAlignedPatch(io.ComfyNode):
         # A model already carrying a StyleAligned patch set loses it: the later node's settings win.
         patched = install_patch_set(
             model,
-            StyleAlignedModelCall(options, runtime, held_reference=held_reference),
+            UNetModelCall(options, runtime, held_reference=held_reference),
             attn1_patch=SharedAttentionPatch(options, runtime, shared_layers),
             make_attention_override=make_override,
         )
@@ -233,17 +231,9 @@ class StyleAlignedPatch(io.ComfyNode):
         return io.NodeOutput(patched)
 
 
-def patch_transformer(
-    model, family, options: StyleAlignedOptions, blocks: str, shift: bool, key_scale: float, held_reference=None
-):
+def patch_transformer(model, family, options: StyleAlignedOptions, held_reference=None):
     diffusion_model = model.get_model_object("diffusion_model")
-    sharing = TransformerSharing(
-        shared_blocks=select_shared_blocks(family, family.block_counts(diffusion_model), blocks, options.shared_layer_fraction),
-        flags=share_flags(options),
-        key_scale=key_scale if key_scale > 0 else family.default_key_scale,
-        position_shift=shift,
-        logit_shift=options.logit_shift if options.needs_logit_shift and options.reference_strength > 0 else 0.0,
-    )
+    sharing = transformer_sharing(options, family.family, family.block_counts(diffusion_model))
     return install_transformer_route(model, family, options, sharing, held_reference)
 
 

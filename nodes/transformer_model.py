@@ -46,8 +46,7 @@ def install_transformer_route(
     pre_rope = PreRopeAdaIN(family, sharing) if family.uses_pre_rope_hook else None
     return install_patch_set(
         model,
-        None,
+        TransformerModelCall(options, family, sharing, held_reference),
         attn1_patch=pre_rope,
         make_attention_override=lambda previous: SharedAttentionOverride(family, sharing, previous),
-        make_wrapper=lambda override: TransformerModelCall(options, family.call_layout, override, held_reference, attn1_patch=pre_rope),
     )

@@ -26,7 +26,7 @@ from typing import Callable, Optional
 import torch
 
 from ..maths.adain import adain_affine, channel_stats
-from ..maths.fused_adain import ShareFlags
+from ..share_flags import ShareFlags
 from .attention_mask import as_key_mask, extended_over_appended, rows_of
 from .call_layout import CALL_LAYOUT_KEY, CallLayout
 from .family import BlockKey, TransformerFamily

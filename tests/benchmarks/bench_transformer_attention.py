@@ -38,13 +38,12 @@ import argparse
 import json
 import statistics
 import sys
-import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_shared_attention import REPO_ROOT, load_comfy, randomise, synchronize, time_interleaved  # noqa: E402
+from bench_shared_attention import import_pack_module, load_comfy, randomise, synchronize, time_interleaved  # noqa: E402
 
 FLUX_DEV = {
     "image_model": "flux", "guidance_embed": True, "in_channels": 16, "out_channels": 16, "patch_size": 2,
@@ -104,14 +103,7 @@ REFERENCE_INDEX = 0
 
 def import_pack():
     """The pack as a package (its nodes use relative imports), without ComfyUI's custom-node loader."""
-    name = "stylealigned_bench_pack"
-    if name not in sys.modules:
-        package = types.ModuleType(name)
-        package.__path__ = [str(REPO_ROOT)]
-        sys.modules[name] = package
-    import importlib
-
-    return importlib.import_module(f"{name}.nodes.transformer_model"), importlib.import_module(f"{name}.stylealign_core")
+    return import_pack_module("nodes.transformer_model"), import_pack_module("stylealign_core")
 
 
 def build_model(config: Config, device, dtype):
@@ -218,16 +210,12 @@ class Variant:
 
 def make_variants(patcher, names: list[str]) -> list[Variant]:
     transformer_model, core = import_pack()
-    from stylealigned_bench_pack.stylealign_core.unet.attn1_patch import share_flags
-    from stylealigned_bench_pack.stylealign_core.transformer.block_selection import select_shared_blocks
+    from stylealigned_bench_pack.stylealign_core.transformer.sharing_policy import transformer_sharing
 
     family = transformer_model.transformer_family(patcher, "bench")
     options = core.StyleAlignedOptions(reference_index=REFERENCE_INDEX)
     diffusion_model = patcher.model.diffusion_model
-    sharing = core.transformer.TransformerSharing(
-        shared_blocks=select_shared_blocks(family, family.block_counts(diffusion_model), "auto", 1.0),
-        flags=share_flags(options), key_scale=family.default_key_scale, position_shift=True,
-    )
+    sharing = transformer_sharing(options, family, family.block_counts(diffusion_model))  # the node's policy
     patched = transformer_model.install_transformer_route(patcher, family, options, sharing)
     pack_options = dict(patched.model_options["transformer_options"], wrappers=patched.wrappers)
 
