@@ -6,7 +6,7 @@ import pytest
 
 from stylealign_core import StyleAlignedOptions
 from stylealign_core.share_flags import ShareFlags, share_flags
-from stylealign_core.transformer import FluxFamily
+from stylealign_core.transformer.families.flux import FluxFamily
 from stylealign_core.transformer.sharing_policy import transformer_sharing
 
 COUNTS = {"double": 3, "single": 4}
