@@ -233,7 +233,7 @@ class StyleAlignedPatch(io.ComfyNode):
 
 def patch_transformer(model, family, options: StyleAlignedOptions, held_reference=None):
     diffusion_model = model.get_model_object("diffusion_model")
-    sharing = transformer_sharing(options, family.family, family.block_counts(diffusion_model))
+    sharing = transformer_sharing(options, family, family.block_counts(diffusion_model))
     return install_transformer_route(model, family, options, sharing, held_reference)
 
 
