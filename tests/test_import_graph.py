@@ -21,10 +21,6 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("stylealign_core", "nodes")
 LAYERS = ("maths", "shared", "route", "core", "nodes")
-# Known before issue 16 and left to its family half (fam16), which replaces FAMILY_HOSTS with the core's
-# family registry: family_names imports transformer_model inside a function for FAMILY_HOSTS. Delete the
-# entry once the registry lands (the test then holds the whole graph free of cycles).
-KNOWN_CYCLES = [["nodes.family_names", "nodes.transformer_model", "nodes.family_names"]]
 
 
 def product_modules() -> dict[str, Path]:
@@ -130,7 +126,7 @@ def test_no_module_imports_a_layer_above_it():
 
 
 def test_no_import_cycle():
-    assert [cycle for cycle in cycles(import_graph()) if cycle not in KNOWN_CYCLES] == []
+    assert [cycle for cycle in cycles(import_graph()) ] == []
 
 
 def test_the_checks_catch_what_they_look_for():
