@@ -34,9 +34,11 @@ class PreRopeAdaIN:
         if block not in self.sharing.shared_blocks:
             return {}
         end = layout.image_start + layout.image_tokens
+        # k and v may have fewer heads than q (grouped-query attention): statistics are per head, so
+        # AdaIN of the K/V heads equals AdaIN of their copies after the model repeats them.
         if (
-            q.dim() != 4 or k.shape != q.shape or v.shape[:3] != q.shape[:3]
-            or q.shape[0] != layout.batch.rows or q.shape[2] < end
+            q.dim() != 4 or k.dim() != 4 or k.shape[0] != q.shape[0] or k.shape[2:] != q.shape[2:]
+            or v.shape[:3] != k.shape[:3] or q.shape[0] != layout.batch.rows or q.shape[2] < end
         ):
             return {}  # the override sees the call as it is and reports what it cannot read
         reference_rows, target_rows, target_chunk = layout.row_indices(q.device)
