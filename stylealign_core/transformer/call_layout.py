@@ -1,8 +1,8 @@
 """What one model call looks like to the attention override: batch, token ranges, RoPE rotations.
 
-The family (its call_layout, families/<module>.py) builds a CallLayout once per model call from the
-model's own helpers; the model-call wrapper (model_call.py) puts it in transformer_options[CALL_LAYOUT_KEY];
-every attention call of that model call reads it. Token ranges are in the joint sequence as the attention backend receives it.
+The host glue (nodes/transformer_model.py) builds a CallLayout once per model call from the model's own
+helpers and puts it in transformer_options[CALL_LAYOUT_KEY]; every attention call of that model call
+reads it. Token ranges are in the joint sequence as the attention backend receives it.
 """
 
 from __future__ import annotations

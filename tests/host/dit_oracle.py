@@ -146,3 +146,22 @@ def check_all_blocks(kind, monkeypatch, install_independent, key_scale, expected
     monkeypatch.undo()
     assert seen["shared"] == expected_shared
     assert max_diff(patched, independent) < 1e-4
+
+
+def conds_with(kind, **extras):
+    """(positive, negative) of a tiny kind with `extras` added to each conditioning's options."""
+    return tuple([[cond, dict(options, **extras)] for cond, options in conditioning] for conditioning in conds(kind))
+
+
+def check_tokens_after_the_image_left_alone(model, kind, monkeypatch, install_independent, key_scale, tokens, **extras):
+    """Conditioning `extras` that add tokens after the image (edit reference latents): one forward equals the
+    independent implementation, which leaves those tokens alone (neither normalised nor appended) and sees
+    `tokens` in every shared call (install_independent's seen["tokens"])."""
+    positive, negative = conds_with(kind, **extras)
+    noise = dit_noise(kind, 3, seed=3)
+    patched = one_forward(model, noise, positive, negative)
+    seen = install_independent(monkeypatch, kind, model.model.diffusion_model, 3, 0, key_scale)
+    independent = sample(model, noise, positive, negative, cfg=3.0, steps=1)
+    monkeypatch.undo()
+    assert seen["tokens"] == {tokens}
+    assert max_diff(patched, independent) < 1e-4

@@ -29,8 +29,12 @@ class QwenImageFamily(TaggedBlocksFamily):
     def block_counts(self, diffusion_model) -> dict[str, int]:
         return {DOUBLE: len(diffusion_model.transformer_blocks)}
 
+    def image_latent(self, x):
+        """The latent as this model's process_img reads it: (B, C, T, H, W)."""
+        return x if x.dim() == 5 else x.unsqueeze(2)
+
     def call_layout(self, diffusion_model, batch, active, x, c_crossattn, transformer_options, kwargs) -> CallLayout:
-        latent = x if x.dim() == 5 else x.unsqueeze(2)  # (B, C, T, H, W) as the model reads it
+        latent = self.image_latent(x)
 
         def make():
             ids = diffusion_model.process_img(latent[:1])[1].float()  # the model's own ids, centred

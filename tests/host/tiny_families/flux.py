@@ -106,3 +106,21 @@ TINY_DITS = {
     "flux2": TinyDit("Flux2", FLUX2_CONFIG, 128, guided_conditioning(32, None), fit_host=fit_host({"txt_ids_dims": [3]})),
     "longcat": TinyDit("LongCatImage", LONGCAT_CONFIG, 16, guided_conditioning(32, None), min_host="0.33", fit_host=fit_host({})),
 }
+
+# Flux.2 Klein: Flux.2 without guidance embedding (distilled), Qwen3 text features; four RoPE axes, text on
+# the fourth. Ovis-Image (ComfyUI 0.33): Flux.1 with the "yak" MLP and a text RMSNorm, no guidance or
+# pooled vector, text ids on the row and column axes; a host whose FluxParams lacks those layers skips it.
+KLEIN_CONFIG = dict(FLUX2_CONFIG, guidance_embed=False, context_in_dim=40)
+OVIS_CONFIG = dict(FLUX_CONFIG, guidance_embed=False, vec_in_dim=None, yak_mlp=True, txt_norm=True, txt_ids_dims=[1, 2])
+
+
+def fit_ovis_host(config: dict) -> dict:
+    if "yak_mlp" not in _declared_fields(config["image_model"]):
+        import pytest
+
+        pytest.skip("this ComfyUI's Flux has no Ovis-Image layers (yak_mlp, txt_norm: added by ComfyUI 0.33)")
+    return fit_host({})(config)
+
+
+TINY_DITS["flux2_klein"] = TinyDit("Flux2", KLEIN_CONFIG, 128, guided_conditioning(40, None), fit_host=fit_host({"txt_ids_dims": [3]}))
+TINY_DITS["ovis_image"] = TinyDit("FluxSchnell", OVIS_CONFIG, 16, guided_conditioning(32, None), min_host="0.33", fit_host=fit_ovis_host)
