@@ -34,7 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_shared_attention import load_comfy, randomise, synchronize, time_interleaved  # noqa: E402
-from bench_transformer_attention import Variant, fmt_mib, import_pack, peak_memory  # noqa: E402
+# One forward = one model call at cfg 1 (one chunk), as bench_transformer_attention.py makes it.
+from bench_transformer_attention import Inputs, Variant, fmt_mib, forward, import_pack, peak_memory  # noqa: E402
 
 WAN_A14B = {  # Wan 2.1 T2V 14B; each Wan 2.2 A14B expert has the same layout
     "image_model": "wan2.1", "model_type": "t2v", "patch_size": (1, 2, 2), "text_len": 512, "in_dim": 16,
@@ -104,13 +105,6 @@ def make_variants(patcher) -> list[Variant]:
     return variants
 
 
-@dataclass
-class Inputs:
-    x: object
-    sigma: object
-    c: dict
-
-
 def make_inputs(config: Config, device, dtype, seed: int = 1) -> Inputs:
     import torch
 
@@ -120,13 +114,6 @@ def make_inputs(config: Config, device, dtype, seed: int = 1) -> Inputs:
     sigma = torch.full((rows,), 0.8, device=device)
     context = torch.randn((rows, config.text_tokens, config.dit["text_dim"]), generator=generator, device=device, dtype=dtype)
     return Inputs(x, sigma, {"c_crossattn": context})
-
-
-def forward(patcher, variant: Variant, inputs: Inputs):
-    transformer_options = dict(variant.transformer_options)
-    transformer_options["cond_or_uncond"] = [0]
-    transformer_options["sigmas"] = inputs.sigma
-    return patcher.model.apply_model(inputs.x, inputs.sigma, transformer_options=transformer_options, **inputs.c)
 
 
 def main(argv=None) -> int:

@@ -580,8 +580,8 @@ The reference comes out exactly as without the StyleAligned nodes: bypass both (
 """
 
 
-def wan_set(name: str, length: int, item: str, what: str, length_hint: str, frames_hint: str, outputs: list[dict],
-            output_links: list[tuple]) -> dict:
+def wan_set(name: str, length: int, item: str, what: str, prompts: str, length_hint: str, frames_hint: str,
+            outputs: list[dict], output_links: list[tuple]) -> dict:
     """Wan 2.2 A14B T2V as ComfyUI's template loads it: two UNETLoaders (high- and low-noise experts), each through
     ModelSamplingSD3 shift 8 and a StyleAlignedPatch, CLIPLoader umt5 type wan, VAELoader wan_2.1_vae, two
     KSamplerAdvanced (steps 0-10 with leftover noise, then 10-20), 640x640; prompts from StyleAlignedPromptBatch
@@ -596,22 +596,22 @@ def wan_set(name: str, length: int, item: str, what: str, length_hint: str, fram
             node(4, "VAELoader", (40, 480), (360, 60), vae_name=WAN_VAE),
             node(5, "ModelSamplingSD3", (440, 40), (260, 60), shift=8.0),
             node(6, "ModelSamplingSD3", (440, 180), (260, 60), shift=8.0),
-            node(10, "StyleAlignedPatch", (740, 40), (340, 420), "StyleAligned (high-noise expert)", **PATCH_DEFAULTS),
-            node(11, "StyleAlignedPatch", (1120, 40), (340, 420), "StyleAligned (low-noise expert)", **PATCH_DEFAULTS),
-            node(12, "StyleAlignedPromptBatch", (440, 500), (420, 270), f"Prompts: one {item} per line, line 1 = reference",
-                 prompts="a fox running through a snowy forest\nan owl taking off from a branch\na hare leaping across a meadow",
+            node(10, "StyleAlignedPatch", (900, 40), (340, 420), "StyleAligned (high-noise expert)", **PATCH_DEFAULTS),
+            node(11, "StyleAlignedPatch", (900, 500), (340, 420), "StyleAligned (low-noise expert)", **PATCH_DEFAULTS),
+            node(12, "StyleAlignedPromptBatch", (440, 300), (420, 270), f"Prompts: one {item} per line, line 1 = reference",
+                 prompts=prompts,
                  style="hand-painted watercolor animation, soft pastel colors, paper texture"),
-            node(13, "CLIPTextEncode", (440, 820), (420, 130), "Negative prompt",
+            node(13, "CLIPTextEncode", (440, 620), (420, 130), "Negative prompt",
                  text="blurry, low quality, jpeg artifacts, static, deformed, watermark, text"),
-            node(14, "EmptyHunyuanLatentVideo", (900, 500), (320, 130), "Empty latent (batch_size = prompt lines)",
+            node(14, "EmptyHunyuanLatentVideo", (440, 800), (320, 130), "Empty latent (batch_size = prompt lines)",
                  width=640, height=640, length=length, batch_size=3),
-            node(15, "KSamplerAdvanced", (1500, 40), (320, 330), "High noise: steps 0-10", add_noise="enable", **sampler,
+            node(15, "KSamplerAdvanced", (1280, 40), (320, 330), "High noise: steps 0-10", add_noise="enable", **sampler,
                  start_at_step=0, end_at_step=WAN_SWITCH_STEP, return_with_leftover_noise="enable"),
-            node(16, "KSamplerAdvanced", (1860, 40), (320, 330), "Low noise: steps 10-20", add_noise="disable", **sampler,
+            node(16, "KSamplerAdvanced", (1280, 500), (320, 330), "Low noise: steps 10-20", add_noise="disable", **sampler,
                  start_at_step=WAN_SWITCH_STEP, end_at_step=10000, return_with_leftover_noise="disable"),
-            node(17, "VAEDecode", (2220, 40), (210, 50)),
+            node(17, "VAEDecode", (1640, 40), (210, 50)),
             *outputs,
-            note(20, (40, 600), (360, 760), "StyleAligned on Wan 2.2: what to set",
+            note(20, (40, 600), (360, 560), "StyleAligned on Wan 2.2: what to set",
                  WAN_NOTE.format(what=what, item=item, steps=WAN_STEPS, switch=WAN_SWITCH_STEP,
                                  length_hint=length_hint, frames_hint=frames_hint)),
         ],
@@ -631,13 +631,14 @@ def wan_video_set() -> dict:
     """Three clips of 81 frames (5 s at 16 fps) in one style, saved as one video (the clips one after another)."""
     return wan_set(
         "wan_video_set", 81, "clip", "three video clips",
+        prompts="a fox running through a snowy forest\nan owl taking off from a branch\na hare leaping across a meadow",
         length_hint="length 81 frames = 5 s at 16 fps (21 latent frames); 640x640 keeps memory moderate, 1280x720 is "
                     "Wan 2.2's full size.",
         frames_hint=" shared_frames: 'all frames' (default) lets every target frame see the whole reference clip; "
                     "'matching frames' only the reference frame at the same time: cheaper, each clip keeps its own motion.",
         outputs=[
-            node(18, "CreateVideo", (2220, 140), (270, 80), "Create Video (the clips one after another)", fps=16.0),
-            node(19, "SaveVideo", (2220, 270), (560, 580), filename_prefix="StyleAligned/wan_video_set", format="auto",
+            node(18, "CreateVideo", (1640, 140), (270, 80), "Create Video (the clips one after another)", fps=16.0),
+            node(19, "SaveVideo", (1640, 270), (500, 560), filename_prefix="StyleAligned/wan_video_set", format="auto",
                  codec="auto"),
         ],
         output_links=[(17, "IMAGE", 18, "images"), (18, "VIDEO", 19, "video")])
@@ -647,8 +648,9 @@ def wan_image_set() -> dict:
     """Three still images (one frame each) in one style."""
     return wan_set(
         "wan_image_set", 1, "image", "a set of still images (one frame each)",
+        prompts="a fox sitting in the snow\nan owl perched on a branch\na hare resting in a meadow",
         length_hint="length 1 = one frame, a still image.", frames_hint="",
-        outputs=[node(18, "SaveImage", (2220, 140), (560, 580), filename_prefix="StyleAligned/wan_image_set")],
+        outputs=[node(18, "SaveImage", (1640, 140), (500, 560), filename_prefix="StyleAligned/wan_image_set")],
         output_links=[(17, "IMAGE", 18, "images")])
 
 
