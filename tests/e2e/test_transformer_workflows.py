@@ -26,7 +26,7 @@ for what cannot run here, which `host.api_workflows.adapt_for_transformer_stand_
 Wan 2.2's workflows load both experts from one Wan stand-in file (UMT5-XXL is a stand-in too, the VAE is the
 Wan 2.1 layout at base width 16), keep the split of the steps between the experts (scaled to the 2 steps)
 and make 9-frame clips; the video set's decoded frames are also saved as PNGs (a SaveImage added by the
-test) for the exact comparison, and its shipped SaveVideo must write one video of every clip's frames.
+test) for the exact comparison, and its shipped SaveWEBM must write one video of every clip's frames.
 
 Checked for each workflow: one saved 64×64 image per prompt line (per frame of each clip), the prompt batch's report; with
 StyleAlignedPatch the reference slot equals the same graph with the patch bypassed within 1/255 (compared
@@ -126,7 +126,7 @@ def test_transformer_workflow_runs_and_reference_equals_bypassed(transformer_com
     prompt = adapted(name, unique_prefix("patched"))
     # Wan 2.2: a patch on each expert, both bypassed for the comparison.
     patches, batch = nodes_of(prompt, PATCH), the_only(prompt, PROMPT_BATCH)
-    videos = nodes_of(prompt, "SaveVideo")
+    videos = nodes_of(prompt, "SaveWEBM")
     if videos:  # the decoded frames are saved as PNGs too (a node added here) to compare them exactly
         save = str(max(int(nid) for nid in prompt) + 1)
         prompt[save] = {"class_type": "SaveImage", "inputs": {"images": [the_only(prompt, "VAEDecode"), 0],
@@ -152,7 +152,7 @@ def test_transformer_workflow_runs_and_reference_equals_bypassed(transformer_com
     reference = {prompt[patch]["inputs"]["reference_index"] for patch in patches}
     assert len(reference) == 1, "the experts' patches name different reference slots"
     assert_reference_unchanged(slots(patched), slots(bypassed), reference.pop())
-    for video in videos:  # the shipped SaveVideo wrote one video of every clip's frames
+    for video in videos:  # the shipped SaveWEBM wrote one video of every clip's frames
         (ref,) = transformer_comfy.output_images(entry, node_id=video)
         assert video_frames(transformer_comfy.image_path(ref)) == (len(lines) * frames, SIZE, SIZE)
 

@@ -27,6 +27,7 @@ Prompt = dict[str, dict[str, Any]]
 # Input name -> what the tiny set-up puts there. Model file names are given by the caller.
 RESOLUTION_INPUTS = ("width", "height")
 STEP_INPUTS = ("steps",)
+SAVE_NODES = ("SaveImage", "SaveWEBM")  # whose filename_prefix the adaptations set
 LATENT_NODES = ("EmptyLatentImage", "EmptySD3LatentImage")
 
 
@@ -91,7 +92,7 @@ def adapt_for_tiny_models(
     - every literal `width`/`height` -> `size` (latent sizes, scalers), `steps` -> at most `max_steps`, a
       KSamplerAdvanced's `start_at_step`/`end_at_step` scaled alike (a split of the steps between two models
       stays a split);
-    - every SaveImage / SaveVideo `filename_prefix` -> `filename_prefix` (so reruns are not served from the
+    - every SaveImage / SaveWEBM `filename_prefix` -> `filename_prefix` (so reruns are not served from the
       cache and files are easy to find).
     Batch sizes, seeds, prompts and all StyleAligned settings are kept as shipped."""
     adapted = copy.deepcopy(prompt)
@@ -113,7 +114,7 @@ def adapt_for_tiny_models(
             inputs["clip_name"] = clip_vision_name
         if node["class_type"] == "LoadImage" and image_name is not None:
             inputs["image"] = image_name
-        if node["class_type"] in ("SaveImage", "SaveVideo") and filename_prefix is not None:
+        if node["class_type"] in SAVE_NODES and filename_prefix is not None:
             inputs["filename_prefix"] = filename_prefix
     return adapted
 

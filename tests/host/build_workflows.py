@@ -628,7 +628,7 @@ def wan_set(name: str, length: int, item: str, what: str, prompts: str, length_h
 
 
 def wan_video_set() -> dict:
-    """Three clips of 81 frames (5 s at 16 fps) in one style, saved as one video (the clips one after another)."""
+    """Three clips of 81 frames (5 s at 16 fps) in one style, saved as one WebM video (the clips one after another)."""
     return wan_set(
         "wan_video_set", 81, "clip", "three video clips",
         prompts="a fox running through a snowy forest\nan owl taking off from a branch\na hare leaping across a meadow",
@@ -636,12 +636,11 @@ def wan_video_set() -> dict:
                     "Wan 2.2's full size.",
         frames_hint=" shared_frames: 'all frames' (default) lets every target frame see the whole reference clip; "
                     "'matching frames' only the reference frame at the same time: cheaper, each clip keeps its own motion.",
-        outputs=[
-            node(18, "CreateVideo", (1640, 140), (270, 80), "Create Video (the clips one after another)", fps=16.0),
-            node(19, "SaveVideo", (1640, 270), (500, 560), filename_prefix="StyleAligned/wan_video_set", format="auto",
-                 codec="auto"),
-        ],
-        output_links=[(17, "IMAGE", 18, "images"), (18, "VIDEO", 19, "video")])
+        # SaveWEBM: the host's video save node whose inputs are the same on ComfyUI 0.3.75 and 0.33 (SaveVideo and
+        # CreateVideo gained widgets in 0.33, so the graph would not come back the same in both front ends).
+        outputs=[node(18, "SaveWEBM", (1640, 140), (500, 560), "Save video (the clips one after another)",
+                      filename_prefix="StyleAligned/wan_video_set", codec="vp9", fps=16.0, crf=24.0)],
+        output_links=[(17, "IMAGE", 18, "images")])
 
 
 def wan_image_set() -> dict:

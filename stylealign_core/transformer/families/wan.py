@@ -2,7 +2,7 @@
 
 Every block runs a self-attention over the video tokens alone, then a cross-attention to the text (and,
 on I2V models, a second one to CLIP image features). The self-attention applies RoPE itself (3 axes:
-frame t, row h, column w, the model's `rope_embedder`, Flux-style channel pairs) and reaches the backend
+frame t, row h, column w, the model's `rope_embedder`, channel pairs (2i, 2i+1)) and reaches the backend
 flattened, (B, L, H*D) with heads as a keyword; tokens are time-major (frame, row, column). The
 cross-attention calls (query length = video tokens, key length = text) pass through untouched: the call
 plan marks them None. ComfyUI 0.33 tags block_index in transformer_options, 0.3.75 does not, and the
@@ -19,7 +19,7 @@ vision features, VACE control frames, frames concatenated in time, reference or 
 refused with a StyleAlignedError naming the node and the cause. Wan 2.2's two experts are two models:
 patch each; the reference slot is the same in both.
 Defaults are ours (no paper for Wan): every block (no single-stream blocks), reference keys shifted by the
-clip width along the width axis, lambda = 1.1 (AlignedGen's Flux values carried over; untested on real
+clip width along the width axis, lambda = 1.1 (AlignedGen's values carried over; untested on real
 weights), all frames shared.
 """
 

@@ -1,14 +1,15 @@
 """Tiny Wan models (comfy/ldm/wan WanModel) for the Wan family's tests: text-to-video on the CPU.
 
-Latents are (B, C, frames, H, W): VIDEO_FRAMES latent frames by default (3, so sharing in time is
-exercised); one frame is a still image. Wan 2.1 T2V and Wan 2.2 14B's experts share one layout
+Latents are (B, C, frames, H, W): VIDEO_FRAMES latent frames (3, so the generic invariants exercise sharing
+in time); one frame is a still image. REFUSED_DITS (image-to-video, VACE) are built only by the Wan tests,
+for the refusals. Wan 2.1 T2V and Wan 2.2 14B's experts share one layout
 (WAN21_T2V, 16 latent channels); Wan 2.2 5B TI2V is WAN22_T2V (48 channels, the Wan 2.2 VAE). Both
 classes exist on ComfyUI 0.3.75 and 0.33.
 """
 
 from __future__ import annotations
 
-from ..tiny_dit_models import TinyDit, _plain_conditioning
+from . import TinyDit, plain_conditioning
 
 VIDEO_FRAMES = 3
 
@@ -35,13 +36,15 @@ WAN22_5B_CONFIG = dict(WAN21_CONFIG, in_dim=48, out_dim=48)
 WAN21_I2V_CONFIG = dict(WAN21_CONFIG, model_type="i2v", in_dim=36)
 WAN21_VACE_CONFIG = dict(WAN21_CONFIG, model_type="vace", vace_layers=1, vace_in_dim=96)
 
+# WanModel keeps its patch embedding in float32 whatever the model's dtype.
+_VIDEO = dict(video_latent=True, frames=VIDEO_FRAMES, keep_float32=("patch_embedding",))
 TINY_DITS = {
-    "wan21": TinyDit("WAN21_T2V", WAN21_CONFIG, 16, _plain_conditioning(32)),
-    "wan22_5b": TinyDit("WAN22_T2V", WAN22_5B_CONFIG, 48, _plain_conditioning(32)),
+    "wan21": TinyDit("WAN21_T2V", WAN21_CONFIG, 16, plain_conditioning(32), **_VIDEO),
+    "wan22_5b": TinyDit("WAN22_T2V", WAN22_5B_CONFIG, 48, plain_conditioning(32), **_VIDEO),
 }
 
 # Built only by the Wan tests (refused models: no generic invariants for them).
-REFUSED_WAN = {
-    "wan21_i2v": TinyDit("WAN21_I2V", WAN21_I2V_CONFIG, 16, _plain_conditioning(32)),
-    "wan21_vace": TinyDit("WAN21_Vace", WAN21_VACE_CONFIG, 16, _plain_conditioning(32)),
+REFUSED_DITS = {
+    "wan21_i2v": TinyDit("WAN21_I2V", WAN21_I2V_CONFIG, 16, plain_conditioning(32), **_VIDEO),
+    "wan21_vace": TinyDit("WAN21_Vace", WAN21_VACE_CONFIG, 16, plain_conditioning(32), **_VIDEO),
 }
