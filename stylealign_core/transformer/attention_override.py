@@ -165,9 +165,9 @@ class SharedAttentionOverride:
                 for c in range(copies)
             ]
             parts.append((torch.arange(start, start + frame, device=q.device), torch.cat(keys)))
-        outside = [i for i in range(queries) if not image.start <= i < image.stop]
-        if outside:
-            parts.append((torch.tensor(outside, device=q.device), None))
+        if image.start > 0 or image.stop < queries:  # text or extra tokens around the image
+            outside = torch.cat([torch.arange(0, image.start, device=q.device), torch.arange(image.stop, queries, device=q.device)])
+            parts.append((outside, None))
         out = None
         for rows, keys in parts:
             part_mask = mask
