@@ -78,6 +78,7 @@ class WanFamily(PlannedBlocksFamily):
             call_plan=call_plan(cross_calls, t_len * frame_tokens), frames=t_len,
         )
 
+
 def token_grid(x: torch.Tensor, patch_size) -> tuple[int, int, int]:
     """(frames, rows, columns) of video tokens after the model pads the latent (B, C, T, H, W) to its patch."""
     return tuple(-(-size // patch) for size, patch in zip(x.shape[-3:], patch_size))
@@ -104,8 +105,8 @@ def refuse_conditioning(dm, x: torch.Tensor, kwargs: dict) -> None:
         raise StyleAlignedError(
             f"{NODE_NAME}: this Wan model call carries conditioning frames ({'; '.join(causes)}). StyleAligned "
             f"shares only text-to-video / text-to-image Wan sets and would restyle those frames. Use a Wan "
-            f"text-to-video model and latent (EmptyHunyuanLatentVideo / Wan22 empty latent without an image), "
-            f"or bypass StyleAlignedPatch."
+            f"text-to-video model and latent (EmptyHunyuanLatentVideo, or Wan22ImageToVideoLatent without a start "
+            f"image), or bypass StyleAlignedPatch."
         )
 
 
