@@ -36,7 +36,7 @@ ADVANCED_INPUTS = (
     "share_attention", "adain_queries", "adain_keys", "adain_values",
     "share_input_blocks", "share_middle_block", "share_output_blocks",
     "transformer_blocks", "shift_reference_positions", "reference_key_scale",
-    "adain_on", "full_attention_sharing", "share_group_norm",
+    "adain_on", "full_attention_sharing", "share_group_norm", "shared_frames",
 )
 ADAIN_ON_PROJECTIONS = "projections (paper)"
 ADAIN_ON_INPUTS = "inputs"
@@ -44,6 +44,11 @@ ADAIN_PLACES = (ADAIN_ON_PROJECTIONS, ADAIN_ON_INPUTS)
 # The paper's maths by default: on the CPU benchmark it costs the same as AdaIN on the inputs (README,
 # Performance). Saved graphs without this input therefore change slightly.
 ADAIN_DEFAULT = ADAIN_ON_PROJECTIONS
+# Video models: which frames of the reference clip a target frame attends to. All frames is the reference
+# standing beside the target as one side-by-side clip (our default, no paper); matching frames is cheaper.
+SHARED_FRAMES_ALL = "all frames"
+SHARED_FRAMES_MATCHING = "matching frames"
+SHARED_FRAMES = (SHARED_FRAMES_ALL, SHARED_FRAMES_MATCHING)
 
 
 class StyleAlignedPatch(io.ComfyNode):
@@ -157,6 +162,13 @@ class StyleAlignedPatch(io.ComfyNode):
                     "authors' share_group_norm), pulling overall colour and contrast towards the reference; the "
                     "reference itself is unchanged.",
                 ),
+                io.Combo.Input(
+                    "shared_frames", options=list(SHARED_FRAMES), default=SHARED_FRAMES_ALL, optional=True,
+                    tooltip="Video transformers only (ignored for images and UNets): which frames of the reference clip "
+                    "each target frame attends to. 'all frames' (default, our choice): every reference frame, as if the "
+                    "reference clip played beside the target. 'matching frames': only the reference frame at the same "
+                    "time; cheaper, and each clip's motion stays its own.",
+                ),
             ],
             outputs=[io.Model.Output(tooltip="A patched copy of the model; connect it to the sampler.")],
         ), *ADVANCED_INPUTS)
@@ -184,6 +196,7 @@ class StyleAlignedPatch(io.ComfyNode):
         adain_on: str = ADAIN_DEFAULT,
         full_attention_sharing: bool = False,
         share_group_norm: bool = False,
+        shared_frames: str = SHARED_FRAMES_ALL,
     ) -> io.NodeOutput:
         check_inputs(cls, locals())
         if start_percent > end_percent:
@@ -210,6 +223,7 @@ class StyleAlignedPatch(io.ComfyNode):
             transformer_blocks=transformer_blocks,
             shift_reference_positions=shift_reference_positions,
             reference_key_scale=reference_key_scale,
+            matching_frames=shared_frames == SHARED_FRAMES_MATCHING,  # checked by check_inputs
         )
         family = transformer_family(model, NODE_ID)
         held_reference = None if reference is None else hold_reference(model, reference)

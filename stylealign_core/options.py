@@ -43,6 +43,9 @@ class StyleAlignedOptions:
     shift_reference_positions: bool = True
     # Transformers: lambda, the scale on the reference's keys; 0 = "auto", the family's default_key_scale.
     reference_key_scale: float = 0.0
+    # Video transformers: each target frame sees only the reference's frame at the same time (the node's
+    # shared_frames "matching frames"); False: every reference frame.
+    matching_frames: bool = False
 
     def key_scale(self, family_default: float) -> float:
         """lambda for a transformer family: reference_key_scale, or the family's default for "auto" (0)."""

@@ -194,7 +194,7 @@ def test_extra_tokens_after_the_image_are_not_normalised_or_shared():
     assert torch.equal(out[:, : TEXT + IMAGE], again[:, : TEXT + IMAGE])
 
 
-def independent_masked_sharing(q, k, v, mask, layout, key_scale=1.1, logit_shift=0.0):
+def independent_masked_sharing(q, k, v, mask, layout, key_scale=1.1, logit_shift=0.0, appended_bias=0.0):
     """The override's equation written directly, one SDPA call over all rows: AdaIN before RoPE of the
     targets' image q/k, [own keys ; lambda R(delta) reference image keys], and one additive bias per row:
     the row's own mask on its own keys, 0 (+ logit shift) on the appended keys, -inf for the reference row."""
@@ -221,7 +221,7 @@ def independent_masked_sharing(q, k, v, mask, layout, key_scale=1.1, logit_shift
     values = torch.cat([v.double(), v.double()[refs][:, :, image]], dim=2)
     bias = torch.zeros(rows, 1, tokens, tokens + IMAGE, dtype=torch.float64)
     bias[..., :tokens] = mask.double().expand(rows, 1, tokens, tokens) if mask.dim() == 4 else mask.double()
-    bias[..., tokens:] = logit_shift
+    bias[..., tokens:] = logit_shift + appended_bias  # appended_bias: (queries, appended keys) or a number
     for row in set(refs):
         bias[row, ..., tokens:] = -math.inf
     return torch.nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=bias)

@@ -99,8 +99,8 @@ def test_bfloat16_has_no_nan_and_keeps_the_reference(kind):
     assert sample(style_aligned(model), torch.zeros_like(noise), positive, negative, steps=1).isfinite().all()
 
 
-def test_video_family_is_refused_at_the_node(pack, error_type):
+def test_unsupported_family_is_refused_at_the_node(pack, error_type):
     with pytest.raises(error_type) as error:
-        style_aligned(tiny_dit("wan21"))
+        style_aligned(tiny_dit("auraflow"))
     message = str(error.value)
-    assert "StyleAlignedPatch" in message and "WAN21" in message and "not supported" in message
+    assert "StyleAlignedPatch" in message and "AuraFlow" in message and "not supported" in message

@@ -42,6 +42,9 @@ class TransformerSharing:
     position_shift: bool
     # Added to the logits of the appended reference keys (log of reference_strength); 0 = none.
     logit_shift: float = 0.0
+    # Video: each target frame's queries see only the reference's same frame (CallLayout.frames); False:
+    # every reference frame.
+    matching_frames: bool = False
 
 
 class SharedAttentionOverride:
@@ -133,11 +136,51 @@ class SharedAttentionOverride:
             target_mask = extended_over_appended(
                 target_mask, k.shape[2], layout.image_tokens, self.sharing.logit_shift, q.dtype, q.device)
 
-        out_t = self._backend(backend, q_t, k_t, v_t, heads, **_with_mask(call_kwargs, target_mask))
+        if flags.share and self.sharing.matching_frames and layout.frames > 1:
+            out_t = self._frame_matched(backend, q_t, k_t, v_t, heads, call_kwargs, target_mask, k.shape[2], layout)
+        else:
+            out_t = self._backend(backend, q_t, k_t, v_t, heads, **_with_mask(call_kwargs, target_mask))
         out_r = self._backend(backend, q_r, k_r, v_r, heads, **_with_mask(call_kwargs, reference_mask))
         out = out_t.new_empty((layout.batch.rows,) + tuple(out_t.shape[1:]))
         out.index_copy_(0, target_rows, out_t)
         out.index_copy_(0, reference_rows, out_r)
+        return out
+
+
+    def _frame_matched(self, backend, q, k, v, heads, kwargs: dict, mask, own_keys: int, layout: CallLayout):
+        """The targets' attention with matching frames: the image queries of frame f see the target's own
+        keys and frame f of the appended reference image keys; queries outside the image see them all.
+        One backend call per frame rather than a mask over every appended key: cheaper (each query meets
+        own + one frame of keys) and mask-free backends (flash, sage) keep working. `mask`: the target
+        call's mask over [own keys, appended keys] (its additive reference logits included) or None."""
+        frame = layout.image_tokens // layout.frames
+        copies = (k.shape[2] - own_keys) // layout.image_tokens  # appended image ranges, frames in order
+        token_axis = 2 if kwargs.get("skip_output_reshape") else 1
+        queries, image = q.shape[2], layout.image_slice
+        parts = []  # (query positions, key positions or None for all)
+        for f in range(layout.frames):
+            start = image.start + f * frame
+            keys = [torch.arange(own_keys, device=q.device)] + [
+                torch.arange(own_keys + c * layout.image_tokens + f * frame, own_keys + c * layout.image_tokens + (f + 1) * frame, device=q.device)
+                for c in range(copies)
+            ]
+            parts.append((torch.arange(start, start + frame, device=q.device), torch.cat(keys)))
+        if image.start > 0 or image.stop < queries:  # text or extra tokens around the image
+            outside = torch.cat([torch.arange(0, image.start, device=q.device), torch.arange(image.stop, queries, device=q.device)])
+            parts.append((outside, None))
+        out = None
+        for rows, keys in parts:
+            part_mask = mask
+            if part_mask is not None:
+                part_mask = part_mask if part_mask.shape[-2] == 1 else part_mask.index_select(-2, rows)
+                part_mask = part_mask if keys is None else part_mask.index_select(-1, keys)
+            k_part, v_part = (k, v) if keys is None else (k.index_select(2, keys), v.index_select(2, keys))
+            result = self._backend(backend, q.index_select(2, rows), k_part, v_part, heads, **_with_mask(kwargs, part_mask))
+            if out is None:
+                shape = list(result.shape)
+                shape[token_axis] = queries
+                out = result.new_empty(shape)
+            out.index_copy_(token_axis, rows, result)
         return out
 
 

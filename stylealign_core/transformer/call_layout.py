@@ -26,6 +26,9 @@ class CallLayout:
     image_tokens: int
     # Whether sharing is on at this step (start_percent/end_percent).
     active: bool = True
+    # The image tokens as this many equal consecutive groups: a video's latent frames (time-major); 1 for
+    # an image. With TransformerSharing.matching_frames, a target's frame f sees the reference's frame f only.
+    frames: int = 1
     # RoPE rotations of the image tokens, (1 or rows, 1, image_tokens, D/2, 2, 2), or None (no RoPE, or
     # AdaIN on the rotated tokens is wanted).
     image_rotations: Optional[torch.Tensor] = None

@@ -19,4 +19,5 @@ def transformer_sharing(options: StyleAlignedOptions, family: TransformerFamily,
         key_scale=options.key_scale(family.default_key_scale),
         position_shift=options.shift_reference_positions,
         logit_shift=options.attention_logit_shift,
+        matching_frames=options.matching_frames,
     )

@@ -257,7 +257,8 @@ class Expected:
     batch_from_prompts: bool   # EmptyLatentImage.batch_size is linked to StyleAlignedPromptBatch.batch_size
     # EmptyLatentImage.batch_size and ImageFromBatch.length are linked to StyleAlignedPromptBatch.target_count
     targets_from_prompts: bool = False
-    # Separate loaders (UNETLoader, CLIPLoader, DualCLIPLoader, VAELoader): (input name, file name as shipped).
+    # Separate loaders (UNETLoader, CLIPLoader, DualCLIPLoader, VAELoader): (input name, file name as shipped),
+    # in node order (an input name given twice: two loaders).
     model_files: tuple = ()
     # Runs on the transformer stand-ins in tests/e2e/test_transformer_workflows.py (a server of its own with the
     # DiT files and the stand-in text encoders), not on this file's tiny SD1.5 checkpoint.
@@ -268,6 +269,9 @@ class Expected:
     distributed: bool = False
 
 
+WAN_FILES = (("unet_name", "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors"),
+             ("unet_name", "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors"),
+             ("clip_name", "umt5_xxl_fp8_e4m3fn_scaled.safetensors"), ("vae_name", "wan_2.1_vae.safetensors"))
 EXPECTED = {
     "stylealigned_sd15_set": Expected(SD15_CHECKPOINT, 512, saved=4, reference_unchanged=True, batch_from_prompts=True),
     # Runs here on the tiny SD1.5-layout checkpoint: a full-size SDXL checkpoint (CLIP-G alone is ~1.4 GB) is too
@@ -298,8 +302,13 @@ EXPECTED = {
         None, 1024, saved=4, reference_unchanged=True, batch_from_prompts=True, transformer=True,
         model_files=(("unet_name", "z_image_turbo_bf16.safetensors"), ("clip_name", "qwen_3_4b.safetensors"),
                      ("vae_name", "ae.safetensors"))),
+    # Wan 2.2 A14B: two experts (two UNETLoaders, each patched); the video set saves one video of its 3 clips.
+    "stylealigned_wan_video_set": Expected(None, 640, saved=3, reference_unchanged=True, batch_from_prompts=True,
+                                           transformer=True, model_files=WAN_FILES),
+    "stylealigned_wan_image_set": Expected(None, 640, saved=3, reference_unchanged=True, batch_from_prompts=True,
+                                           transformer=True, model_files=WAN_FILES),
 }
-LATENT_NODES = ("EmptyLatentImage", "EmptySD3LatentImage")
+LATENT_NODES = ("EmptyLatentImage", "EmptySD3LatentImage", "EmptyHunyuanLatentVideo")
 
 
 def skip_without_distributed(expected: Expected, object_info: dict) -> None:
@@ -350,8 +359,10 @@ def test_shipped_workflow_uses_usual_models_and_known_nodes(object_info, api_pat
     assert unknown == [], f"{api_path.name} uses node types the server does not know: {unknown}"
     assert {prompt[nid]["inputs"]["ckpt_name"] for nid in nodes_of(prompt, "CheckpointLoaderSimple")} == (
         {expected.checkpoint} if expected.checkpoint else set())
-    for input_name, file_name in expected.model_files:
-        assert [node["inputs"][input_name] for node in prompt.values() if input_name in node["inputs"]] == [file_name]
+    for input_name in dict(expected.model_files):
+        shipped = [node["inputs"][input_name] for _, node in sorted(prompt.items(), key=lambda item: int(item[0]))
+                   if input_name in node["inputs"]]
+        assert shipped == [file_name for name, file_name in expected.model_files if name == input_name]
     for nid in nodes_of(prompt, *LATENT_NODES, "ImageScale"):
         assert (prompt[nid]["inputs"]["width"], prompt[nid]["inputs"]["height"]) == (expected.size, expected.size)
     assert all(prompt[nid]["inputs"]["image"] == SHIPPED_IMAGE_NAME for nid in nodes_of(prompt, "LoadImage"))

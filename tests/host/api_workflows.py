@@ -27,6 +27,7 @@ Prompt = dict[str, dict[str, Any]]
 # Input name -> what the tiny set-up puts there. Model file names are given by the caller.
 RESOLUTION_INPUTS = ("width", "height")
 STEP_INPUTS = ("steps",)
+SAVE_NODES = ("SaveImage", "SaveWEBM")  # whose filename_prefix the adaptations set
 LATENT_NODES = ("EmptyLatentImage", "EmptySD3LatentImage")
 
 
@@ -88,9 +89,11 @@ def adapt_for_tiny_models(
     - every CLIPVisionLoader's `clip_name` -> `clip_vision_name` when given;
     - every `image` of a LoadImage -> `image_name` (a file in the server's input folder) when given, else
       kept as shipped;
-    - every literal `width`/`height` -> `size` (latent sizes, scalers), `steps` -> at most `max_steps`;
-    - every SaveImage `filename_prefix` -> `filename_prefix` (so reruns are not served from the cache and
-      files are easy to find).
+    - every literal `width`/`height` -> `size` (latent sizes, scalers), `steps` -> at most `max_steps`, a
+      KSamplerAdvanced's `start_at_step`/`end_at_step` scaled alike (a split of the steps between two models
+      stays a split);
+    - every SaveImage / SaveWEBM `filename_prefix` -> `filename_prefix` (so reruns are not served from the
+      cache and files are easy to find).
     Batch sizes, seeds, prompts and all StyleAligned settings are kept as shipped."""
     adapted = copy.deepcopy(prompt)
     for node in adapted.values():
@@ -106,13 +109,23 @@ def adapt_for_tiny_models(
                 inputs[name] = size
             elif name in STEP_INPUTS and isinstance(value, int):
                 inputs[name] = min(value, max_steps)
+                _scale_step_range(inputs, value, inputs[name])
         if node["class_type"] == "CLIPVisionLoader" and clip_vision_name is not None:
             inputs["clip_name"] = clip_vision_name
         if node["class_type"] == "LoadImage" and image_name is not None:
             inputs["image"] = image_name
-        if node["class_type"] == "SaveImage" and filename_prefix is not None:
+        if node["class_type"] in SAVE_NODES and filename_prefix is not None:
             inputs["filename_prefix"] = filename_prefix
     return adapted
+
+
+def _scale_step_range(inputs: dict, steps: int, new_steps: int) -> None:
+    """start_at_step / end_at_step (KSamplerAdvanced) scaled from `steps` to `new_steps`; an end past the
+    schedule (10000: to the end) stays past it."""
+    for name in ("start_at_step", "end_at_step"):
+        value = inputs.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value < steps:
+            inputs[name] = round(value * new_steps / steps)
 
 
 # The test-only node (tests/host/standin_text_encoders) that stands in for the big text encoders' loaders.
@@ -128,6 +141,7 @@ def adapt_for_transformer_stand_ins(
     size: int = 64,
     max_steps: int = 2,
     filename_prefix: str | None = None,
+    max_frames: int = 9,
 ) -> Prompt:
     """A copy of a transformer (DiT) workflow that runs on the stand-ins of tests/host/tiny_transformer_files.py:
 
@@ -135,13 +149,16 @@ def adapt_for_transformer_stand_ins(
     - each text-encoder loader (DualCLIPLoader, CLIPLoader) -> STAND_IN_TEXT_ENCODER under the same node id
       (so every link stays), with the loader's `type`; a DualCLIPLoader's CLIP-L (`clip_name1`, Flux) is
       `clip_l_name`, loaded for real; only the big encoder (T5-XXL, Qwen2.5-VL, Qwen3) is the stand-in;
-    - sizes, steps and SaveImage prefixes as adapt_for_tiny_models.
+    - sizes, steps and save prefixes as adapt_for_tiny_models; video lengths (EmptyHunyuanLatentVideo
+      `length`) at most `max_frames`.
     Everything else (model sampling, guidance, sampler settings, prompts, StyleAligned settings) is kept."""
     adapted = adapt_for_tiny_models(prompt, checkpoint_name="", size=size, max_steps=max_steps, filename_prefix=filename_prefix)
     for node_id, node in adapted.items():
         inputs = node["inputs"]
         if node["class_type"] == "UNETLoader":
             inputs["unet_name"] = diffusion_model_name
+        elif node["class_type"] == "EmptyHunyuanLatentVideo" and isinstance(inputs.get("length"), int):
+            inputs["length"] = min(inputs["length"], max_frames)
         elif node["class_type"] == "VAELoader":
             inputs["vae_name"] = vae_name
         elif node["class_type"] in TEXT_ENCODER_LOADERS:

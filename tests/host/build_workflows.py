@@ -560,6 +560,99 @@ def z_image_set() -> dict:
                      "(the negative is not used at cfg 1); ModelSamplingAuraFlow shift 3.")
 
 
+WAN_HIGH_NOISE_UNET = "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors"
+WAN_LOW_NOISE_UNET = "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors"
+WAN_TEXT_ENCODER = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
+WAN_VAE = "wan_2.1_vae.safetensors"
+WAN_STEPS, WAN_SWITCH_STEP = 20, 10
+
+WAN_NOTE = """
+StyleAligned on Wan 2.2 (A14B text-to-video): {what} in one shared style
+
+What to set:
+1. Wan 2.2 A14B is two models: the high-noise expert denoises the first {switch} of {steps} steps, the low-noise expert the rest (two KSamplerAdvanced, as ComfyUI's Wan 2.2 template). Each gets its own StyleAligned node with the SAME settings (same reference_index): the reference stays unchanged through both.
+2. StyleAligned Prompt Batch: one {item} per line. Line 1 is the style reference (batch slot 0); every other line is a target that takes on the reference's style. "style" is added to every line (or put where {{prompt}} stands).
+3. EmptyHunyuanLatentVideo: batch_size is linked to the prompt batch (one {item} per line); {length_hint}
+4. StyleAligned: no paper gives settings for Wan; the defaults are the pack's own, untested on real weights (see the README): every block shares, each target attends to the reference's video tokens at positions shifted by the frame width, keys x1.1.{frames_hint}
+5. KSamplerAdvanced: euler / simple, {steps} steps, cfg 3.5, ModelSamplingSD3 shift 8 as ComfyUI's template; the seed is fixed so the set is reproducible.
+
+The reference comes out exactly as without the StyleAligned nodes: bypass both (Ctrl+B) to compare. Image-to-video inputs (a start image, VACE, a noise mask on the first frame) are refused with an error: their conditioning frames would be restyled.
+"""
+
+
+def wan_set(name: str, length: int, item: str, what: str, prompts: str, length_hint: str, frames_hint: str,
+            outputs: list[dict], output_links: list[tuple]) -> dict:
+    """Wan 2.2 A14B T2V as ComfyUI's template loads it: two UNETLoaders (high- and low-noise experts), each through
+    ModelSamplingSD3 shift 8 and a StyleAlignedPatch, CLIPLoader umt5 type wan, VAELoader wan_2.1_vae, two
+    KSamplerAdvanced (steps 0-10 with leftover noise, then 10-20), 640x640; prompts from StyleAlignedPromptBatch
+    whose batch_size drives EmptyHunyuanLatentVideo's batch_size. outputs: what follows VAEDecode (node 17)."""
+    sampler = dict(control_after_generate="fixed", noise_seed=20250728, steps=WAN_STEPS, cfg=3.5, sampler_name="euler",
+                   scheduler="simple")
+    return {
+        "nodes": [
+            node(1, "UNETLoader", (40, 40), (360, 90), "High-noise expert", unet_name=WAN_HIGH_NOISE_UNET, weight_dtype="default"),
+            node(2, "UNETLoader", (40, 180), (360, 90), "Low-noise expert", unet_name=WAN_LOW_NOISE_UNET, weight_dtype="default"),
+            node(3, "CLIPLoader", (40, 320), (360, 110), clip_name=WAN_TEXT_ENCODER, type="wan"),
+            node(4, "VAELoader", (40, 480), (360, 60), vae_name=WAN_VAE),
+            node(5, "ModelSamplingSD3", (440, 40), (260, 60), shift=8.0),
+            node(6, "ModelSamplingSD3", (440, 180), (260, 60), shift=8.0),
+            node(10, "StyleAlignedPatch", (900, 40), (340, 420), "StyleAligned (high-noise expert)", **PATCH_DEFAULTS),
+            node(11, "StyleAlignedPatch", (900, 500), (340, 420), "StyleAligned (low-noise expert)", **PATCH_DEFAULTS),
+            node(12, "StyleAlignedPromptBatch", (440, 300), (420, 270), f"Prompts: one {item} per line, line 1 = reference",
+                 prompts=prompts,
+                 style="hand-painted watercolor animation, soft pastel colors, paper texture"),
+            node(13, "CLIPTextEncode", (440, 620), (420, 130), "Negative prompt",
+                 text="blurry, low quality, jpeg artifacts, static, deformed, watermark, text"),
+            node(14, "EmptyHunyuanLatentVideo", (440, 800), (320, 130), "Empty latent (batch_size = prompt lines)",
+                 width=640, height=640, length=length, batch_size=3),
+            node(15, "KSamplerAdvanced", (1280, 40), (320, 330), "High noise: steps 0-10", add_noise="enable", **sampler,
+                 start_at_step=0, end_at_step=WAN_SWITCH_STEP, return_with_leftover_noise="enable"),
+            node(16, "KSamplerAdvanced", (1280, 500), (320, 330), "Low noise: steps 10-20", add_noise="disable", **sampler,
+                 start_at_step=WAN_SWITCH_STEP, end_at_step=10000, return_with_leftover_noise="disable"),
+            node(17, "VAEDecode", (1640, 40), (210, 50)),
+            *outputs,
+            note(20, (40, 600), (360, 560), "StyleAligned on Wan 2.2: what to set",
+                 WAN_NOTE.format(what=what, item=item, steps=WAN_STEPS, switch=WAN_SWITCH_STEP,
+                                 length_hint=length_hint, frames_hint=frames_hint)),
+        ],
+        "links": [
+            (1, "MODEL", 5, "model"), (2, "MODEL", 6, "model"), (5, "MODEL", 10, "model"), (6, "MODEL", 11, "model"),
+            (3, "CLIP", 12, "clip"), (3, "CLIP", 13, "clip"), (12, "batch_size", 14, "batch_size"),
+            (10, "MODEL", 15, "model"), (12, "CONDITIONING", 15, "positive"), (13, "CONDITIONING", 15, "negative"),
+            (14, "LATENT", 15, "latent_image"),
+            (11, "MODEL", 16, "model"), (12, "CONDITIONING", 16, "positive"), (13, "CONDITIONING", 16, "negative"),
+            (15, "LATENT", 16, "latent_image"),
+            (16, "LATENT", 17, "samples"), (4, "VAE", 17, "vae"), *output_links,
+        ],
+    }
+
+
+def wan_video_set() -> dict:
+    """Three clips of 81 frames (5 s at 16 fps) in one style, saved as one WebM video (the clips one after another)."""
+    return wan_set(
+        "wan_video_set", 81, "clip", "three video clips",
+        prompts="a fox running through a snowy forest\nan owl taking off from a branch\na hare leaping across a meadow",
+        length_hint="length 81 frames = 5 s at 16 fps (21 latent frames); 640x640 keeps memory moderate, 1280x720 is "
+                    "Wan 2.2's full size.",
+        frames_hint=" shared_frames: 'all frames' (default) lets every target frame see the whole reference clip; "
+                    "'matching frames' only the reference frame at the same time: cheaper, each clip keeps its own motion.",
+        # SaveWEBM: the host's video save node whose inputs are the same on ComfyUI 0.3.75 and 0.33 (SaveVideo and
+        # CreateVideo gained widgets in 0.33, so the graph would not come back the same in both front ends).
+        outputs=[node(18, "SaveWEBM", (1640, 140), (500, 560), "Save video (the clips one after another)",
+                      filename_prefix="StyleAligned/wan_video_set", codec="vp9", fps=16.0, crf=24.0)],
+        output_links=[(17, "IMAGE", 18, "images")])
+
+
+def wan_image_set() -> dict:
+    """Three still images (one frame each) in one style."""
+    return wan_set(
+        "wan_image_set", 1, "image", "a set of still images (one frame each)",
+        prompts="a fox sitting in the snow\nan owl perched on a branch\na hare resting in a meadow",
+        length_hint="length 1 = one frame, a still image.", frames_hint="",
+        outputs=[node(18, "SaveImage", (1640, 140), (500, 560), filename_prefix="StyleAligned/wan_image_set")],
+        output_links=[(17, "IMAGE", 18, "images")])
+
+
 NEEDS_DISTRIBUTED = ("stylealigned_sd15_distributed_set",)
 WORKFLOWS = {
     "stylealigned_sd15_set": sd15_set,
@@ -572,6 +665,8 @@ WORKFLOWS = {
     "stylealigned_flux_set": flux_set,
     "stylealigned_qwen_image_set": qwen_image_set,
     "stylealigned_z_image_set": z_image_set,
+    "stylealigned_wan_video_set": wan_video_set,
+    "stylealigned_wan_image_set": wan_image_set,
 }
 
 

@@ -57,6 +57,13 @@ MODEL_FILES = {
         ModelFile("z_image_turbo_bf16.safetensors", "models/diffusion_models", "Comfy-Org/z_image_turbo",
                   "split_files/diffusion_models"),
         ModelFile("qwen_3_4b.safetensors", "models/text_encoders", "Comfy-Org/z_image_turbo", "split_files/text_encoders"),
+        ModelFile("wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors", "models/diffusion_models",
+                  "Comfy-Org/Wan_2.2_ComfyUI_Repackaged", "split_files/diffusion_models"),
+        ModelFile("wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors", "models/diffusion_models",
+                  "Comfy-Org/Wan_2.2_ComfyUI_Repackaged", "split_files/diffusion_models"),
+        ModelFile("umt5_xxl_fp8_e4m3fn_scaled.safetensors", "models/text_encoders", "Comfy-Org/Wan_2.1_ComfyUI_repackaged",
+                  "split_files/text_encoders"),
+        ModelFile("wan_2.1_vae.safetensors", "models/vae", "Comfy-Org/Wan_2.1_ComfyUI_repackaged", "split_files/vae"),
     )
 }
 

@@ -32,40 +32,28 @@ AURAFLOW_CONFIG = {
     "max_seq": 64,
 }
 
-# A video family the pack does not patch (for the node's error; built, never sampled).
-WAN21_CONFIG = {
-    "image_model": "wan2.1",
-    "model_type": "t2v",
-    "patch_size": (1, 2, 2),
-    "text_len": 8,
-    "in_dim": 16,
-    "dim": 32,
-    "ffn_dim": 64,
-    "freq_dim": 32,
-    "text_dim": 32,
-    "out_dim": 16,
-    "num_heads": 2,
-    "num_layers": 1,
-}
-
 UNSUPPORTED_DITS = {
     "auraflow": TinyDit("AuraFlow", AURAFLOW_CONFIG, 4, guided_conditioning(32, None)),
-    "wan21": TinyDit("WAN21_T2V", WAN21_CONFIG, 16, plain_conditioning(32)),
 }
 
 
 def _discover() -> dict[str, dict[str, TinyDit]]:
-    """tiny family module name -> its TINY_DITS, in module-name order."""
+    """tiny family module name -> its TINY_DITS, in module-name order. A module's REFUSED_DITS (models of the
+    family that the pack refuses at sampling, e.g. image-to-video) join UNSUPPORTED_DITS: built only by the
+    family's own tests."""
     found = {}
     for info in sorted(pkgutil.iter_modules(tiny_families.__path__), key=lambda info: info.name):
-        found[info.name] = importlib.import_module(f"{tiny_families.__name__}.{info.name}").TINY_DITS
+        module = importlib.import_module(f"{tiny_families.__name__}.{info.name}")
+        found[info.name] = module.TINY_DITS
+        UNSUPPORTED_DITS.update(getattr(module, "REFUSED_DITS", {}))
     return found
 
 
 # tiny family module (= family module name) -> its kinds
 FAMILY_KINDS: dict[str, tuple[str, ...]] = {}
+_FOUND = _discover()
 TINY_DITS: dict[str, TinyDit] = dict(UNSUPPORTED_DITS)
-for _module, _kinds in _discover().items():
+for _module, _kinds in _FOUND.items():
     FAMILY_KINDS[_module] = tuple(_kinds)
     for _kind, _spec in _kinds.items():
         if _kind in TINY_DITS:
@@ -108,6 +96,8 @@ def tiny_dit(kind: str, seed: int = 0, dtype: torch.dtype = torch.float32):
     if spec.prepare is not None:
         spec.prepare(model.diffusion_model, seed)
     model.diffusion_model.to(dtype)
+    for name in spec.keep_float32:
+        model.diffusion_model.get_submodule(name).float()
     return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
 
 
@@ -116,9 +106,10 @@ def dit_conditioning(kind: str, **kwargs) -> list:
 
 
 def dit_noise(kind: str, batch: int, seed: int = 0, size: int = 8) -> torch.Tensor:
+    spec = TINY_DITS[kind]
     generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn(batch, TINY_DITS[kind].latent_channels, size, size, generator=generator)
-    return noise.unsqueeze(2) if TINY_DITS[kind].video_latent else noise
+    frames = (spec.frames,) if spec.video_latent else ()
+    return torch.randn(batch, spec.latent_channels, *frames, size, size, generator=generator)
 
 
 class StandInT5Clip:

@@ -5,8 +5,9 @@ The shipped Flux.1 dev, Qwen-Image and Z-Image workflows load their parts with t
 with random weights, into the git-ignored `.cache/models/` (names carry a format version; atomic writes):
 
 - diffusion models (`models/diffusion_models`) that the host's detection (comfy/model_detection.py) reads
-  back as Flux (`supported_models.Flux`, guidance embedding), Qwen-Image (`QwenImage`) and Z-Image (`ZImage`),
-  cut down to ONE block per block list. Their widths cannot be reduced: the detection fixes them (Flux: 24
+  back as Flux (`supported_models.Flux`, guidance embedding), Qwen-Image (`QwenImage`), Z-Image (`ZImage`)
+  and Wan 2.1 / 2.2 A14B text-to-video (`WAN21_T2V`: one block, one head of 128, a few MB; both Wan 2.2
+  experts are this one file), cut down to ONE block per block list. Their widths cannot be reduced: the detection fixes them (Flux: 24
   heads × 128 = 3072; Qwen-Image: the model's default 24 × 128; Z-Image is recognised only at dim 3840, with
   2 noise- and 2 context-refiner blocks), so the files are ~1.1, ~0.8 and ~1.8 GB of float16;
 - the Flux VAE (`ae`), full size (the loader fixes its layout; ~160 MB), also Z-Image's VAE as in its template;
@@ -53,6 +54,7 @@ Z_IMAGE_UNET_NAME = f"stylealigned-tiny-z-image-v{FORMAT_VERSION}.safetensors"
 FLUX_VAE_NAME = f"stylealigned-random-flux-ae-v{FORMAT_VERSION}.safetensors"
 QWEN_IMAGE_VAE_NAME = f"stylealigned-tiny-wan21-vae-v{FORMAT_VERSION}.safetensors"
 CLIP_L_NAME = f"stylealigned-random-clip-l-v{FORMAT_VERSION}.safetensors"
+WAN_UNET_NAME = f"stylealigned-tiny-wan21-t2v-v{FORMAT_VERSION}.safetensors"
 
 # file name -> the ComfyUI model folder it goes in
 FILES = {
@@ -62,6 +64,7 @@ FILES = {
     FLUX_VAE_NAME: "vae",
     QWEN_IMAGE_VAE_NAME: "vae",
     CLIP_L_NAME: "text_encoders",
+    WAN_UNET_NAME: "diffusion_models",
 }
 
 # What comfy/model_detection.py reads back from these files (and what each constructor needs).
@@ -73,6 +76,9 @@ Z_IMAGE_CONFIG = dict(image_model="lumina2", patch_size=2, in_channels=16, dim=3
                       qk_norm=True, n_heads=30, n_kv_heads=30, axes_dims=[32, 48, 48], axes_lens=[1536, 512, 512],
                       rope_theta=256.0, ffn_dim_multiplier=8.0 / 3.0, z_image_modulation=True, time_scale=1000.0,
                       pad_tokens_multiple=32)
+# Wan 2.1 / 2.2 A14B T2V layout: the detection reads dim and ffn from the file, heads = dim / 128; UMT5 width 4096.
+WAN_CONFIG = dict(model_type="t2v", patch_size=(1, 2, 2), in_dim=16, out_dim=16, dim=128, ffn_dim=256, num_heads=1,
+                  num_layers=1, freq_dim=256, text_dim=4096, cross_attn_norm=True)
 WAN21_VAE_DIM = 16  # the real Qwen-Image VAE has 96
 FLUX_VAE_DDCONFIG = {"double_z": True, "z_channels": 16, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
                      "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0}
@@ -127,6 +133,9 @@ def _shapes(name: str) -> dict:
         if name == Z_IMAGE_UNET_NAME:
             from comfy.ldm.lumina.model import NextDiT
             return _shapes_of(NextDiT(operations=ops, **Z_IMAGE_CONFIG))
+        if name == WAN_UNET_NAME:
+            from comfy.ldm.wan.model import WanModel
+            return _shapes_of(WanModel(operations=ops, **WAN_CONFIG))
         if name == FLUX_VAE_NAME:
             from comfy.ldm.models.autoencoder import AutoencoderKL
             return _shapes_of(AutoencoderKL(ddconfig=dict(FLUX_VAE_DDCONFIG), embed_dim=16))
@@ -187,7 +196,7 @@ def verify_transformer_files(files: TransformerFiles) -> None:
     logging.getLogger().addHandler(collector)
     try:
         for name, expected in ((FLUX_UNET_NAME, comfy.supported_models.Flux), (QWEN_IMAGE_UNET_NAME, comfy.supported_models.QwenImage),
-                               (Z_IMAGE_UNET_NAME, comfy.supported_models.ZImage)):
+                               (Z_IMAGE_UNET_NAME, comfy.supported_models.ZImage), (WAN_UNET_NAME, comfy.supported_models.WAN21_T2V)):
             model = comfy.sd.load_diffusion_model(str(files.paths[name]))
             if type(model.model.model_config) is not expected:
                 raise AssertionError(f"{name} was detected as {type(model.model.model_config).__name__}, not {expected.__name__}")

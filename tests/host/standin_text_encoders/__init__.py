@@ -1,19 +1,20 @@
 """A test-only ComfyUI node pack: stand-ins for the text encoders that cannot be built on the test machines.
 
-T5-XXL (Flux.1), Qwen2.5-VL 7B (Qwen-Image) and Qwen3 4B (Z-Image) are billions of parameters; no weights
+T5-XXL (Flux.1), Qwen2.5-VL 7B (Qwen-Image), Qwen3 4B (Z-Image) and UMT5-XXL (Wan) are billions of parameters; no weights
 can be downloaded here and a random model of their size would not fit the test budget. The end-to-end tests
 install this pack into the test server's custom_nodes and put one node, StyleAlignedTestStandInTextEncoder,
 in place of the shipped workflow's DualCLIPLoader / CLIPLoader (same node id, so every link stays as
 shipped). It returns a real `comfy.sd.CLIP` built as the host's loader builds it for that type:
 
 - the host's own tokenizer (FluxTokenizer: CLIP-L BPE + T5 sentencepiece padded to 256; QwenImageTokenizer
-  and ZImageTokenizer: the Qwen2 BPE with the family's chat template);
+  and ZImageTokenizer: the Qwen2 BPE with the family's chat template; WanT5Tokenizer: UMT5's sentencepiece
+  padded to 512);
 - the host's own text-encoder classes (FluxClipModel, QwenImageTEModel with its template-dropping
   encode_token_weights, ZImageTEModel with attention masks and the second-to-last hidden layer), with the
   big encoder given a tiny configuration through the host's own per-model config override
   (`model_options["<name>_model_config"]`: 2–3 layers, width 32) and random weights;
-- a fixed random linear map from that width to the family's true width (T5-XXL 4096, Qwen2.5-VL 7B 3584,
-  Qwen3 4B 2560), so the conditioning has the real shape ((1, 256, 4096) + CLIP-L pooled (1, 768) for
+- a fixed random linear map from that width to the family's true width (T5-XXL and UMT5-XXL 4096,
+  Qwen2.5-VL 7B 3584, Qwen3 4B 2560), so the conditioning has the real shape ((1, 256, 4096) + CLIP-L pooled (1, 768) for
   Flux; (1, tokens, 3584) for Qwen-Image; (1, tokens, 2560) + attention mask for Z-Image);
 - for Flux, CLIP-L is the real full-size model loaded from the file named in clip_name (as DualCLIPLoader
   loads its first file); Qwen2.5-VL's vision tower (images only) is dropped.
@@ -37,6 +38,7 @@ FAMILIES = {
     "flux": ("t5xxl", TINY_T5, 4096),
     "qwen_image": ("qwen25_7b", TINY_LLM, 3584),
     "lumina2": ("qwen3_4b", TINY_LLM, 2560),
+    "wan": ("umt5xxl", TINY_T5, 4096),
 }
 
 
@@ -74,10 +76,27 @@ def _randomise(module: torch.nn.Module, seed: int) -> None:
                 parameter.copy_(0.02 * torch.randn(parameter.shape, generator=generator))
 
 
+def tiny_sentencepiece() -> bytes:
+    """A small sentencepiece model (UMT5's ids: pad 0, end 1) trained on a fixed text, deterministically."""
+    import io
+
+    import sentencepiece
+
+    text = ("a fox running through a snowy forest an owl taking off from a branch a hare leaping across a meadow "
+            "hand painted watercolor animation soft pastel colors paper texture blurry low quality jpeg artifacts "
+            "static deformed watermark text the quick brown fox jumps over the lazy dog 0123456789 , . - :")
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(text.split(" a ") * 4), model_writer=model, vocab_size=120, model_type="bpe",
+        pad_id=0, eos_id=1, unk_id=2, bos_id=-1, hard_vocab_limit=False, num_threads=1, minloglevel=2)
+    return model.getvalue()
+
+
 def stand_in_clip(loader_type: str, clip_l_path: str | None = None):
     import comfy.sd
     import comfy.text_encoders.flux
     import comfy.text_encoders.qwen_image
+    import comfy.text_encoders.wan
     import comfy.text_encoders.z_image
     import comfy.utils
     from comfy.supported_models_base import ClipTarget
@@ -86,9 +105,13 @@ def stand_in_clip(loader_type: str, clip_l_path: str | None = None):
         "flux": lambda: ClipTarget(comfy.text_encoders.flux.FluxTokenizer, comfy.text_encoders.flux.flux_clip()),
         "qwen_image": lambda: ClipTarget(comfy.text_encoders.qwen_image.QwenImageTokenizer, comfy.text_encoders.qwen_image.te()),
         "lumina2": lambda: ClipTarget(comfy.text_encoders.z_image.ZImageTokenizer, comfy.text_encoders.z_image.te()),
+        "wan": lambda: ClipTarget(comfy.text_encoders.wan.WanT5Tokenizer, comfy.text_encoders.wan.te()),
     }[loader_type]()
     name, tiny_config, width = FAMILIES[loader_type]
-    clip = comfy.sd.CLIP(target=target, model_options={f"{name}_model_config": dict(tiny_config), "dtype": torch.float32})
+    # UMT5's sentencepiece model travels inside the encoder's file, which there is none of here.
+    tokenizer_data = {"spiece_model": tiny_sentencepiece()} if loader_type == "wan" else {}
+    clip = comfy.sd.CLIP(target=target, tokenizer_data=tokenizer_data,
+                         model_options={f"{name}_model_config": dict(tiny_config), "dtype": torch.float32})
     encoder = getattr(clip.cond_stage_model, name)  # the host's SDClipModel around the big model
     if hasattr(encoder.transformer, "visual"):
         del encoder.transformer.visual

@@ -23,13 +23,16 @@ class TinyDit:
     conditioning: Callable[..., list]  # conditioning(batch=1, seed=1, tokens=..., guidance=...) -> [[cond, extras]]
     # The host version that added config_class, for the skip reason on older hosts ("" = every host).
     min_host: str = ""
-    # The latent has a time axis: (B, C, 1, H, W).
+    # The latent has a time axis: (B, C, frames, H, W).
     video_latent: bool = False
+    frames: int = 1
     # unet_config -> the config this host's classes accept (fields newer hosts require or older ones lack).
     fit_host: Optional[Callable[[dict], dict]] = None
     # Called on the built diffusion model after random weights (diffusion_model, seed): buffers a
     # checkpoint would fill.
     prepare: Optional[Callable[[torch.nn.Module, int], None]] = None
+    # Submodules the model keeps in float32 whatever its dtype (a checkpoint loads them so).
+    keep_float32: tuple = ()
 
 
 def plain_conditioning(context_dim: int, pooled_dim: int | None = None, llama: tuple | None = None, default_tokens: int = TEXT_TOKENS):
