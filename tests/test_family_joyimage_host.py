@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from host.sampling import sample, style_aligned
-from host.shared_attention_oracle import flattened, grid_positions, own_angles, shared_attention, table_angles
+from host.shared_attention_oracle import assert_same_rotations, flattened, grid_positions, own_angles, shared_attention, table_angles
 from host.tiny_dit_models import TEXT_TOKENS, TINY_DITS, dit_conditioning, dit_noise, tiny_dit
 
 KIND = "joyimage"
@@ -54,7 +54,7 @@ def install_independent(patch, images_per_chunk, reference_index, image_tokens=I
         table = table_angles(state["table"][0, :, 0])  # (image tokens incl. edit latents, D/2)
         image = slice(0, IMAGE_TOKENS)
         expected = own_angles(grid_positions(GRID, GRID), AXES, THETA)
-        torch.testing.assert_close(table[image], expected, atol=1e-5, rtol=0)
+        assert_same_rotations(table[image], expected)
         # RoPE on the image stream (target and edit latents), none on the text.
         angles = torch.cat([table, torch.zeros(q.shape[2] - table.shape[0], table.shape[1], dtype=table.dtype)])
         shifted = own_angles(grid_positions(GRID, GRID, col_start=GRID), AXES, THETA)

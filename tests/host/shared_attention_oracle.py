@@ -112,3 +112,8 @@ def grid_positions(rows: int, cols: int, first=0.0, row_start=0.0, col_start=0.0
     ids[:, 1] = torch.arange(rows, dtype=torch.float64).repeat_interleave(cols) * row_step + row_start
     ids[:, 2] = torch.arange(cols, dtype=torch.float64).repeat(rows) * col_step + col_start
     return ids
+
+
+def assert_same_rotations(angles: torch.Tensor, expected: torch.Tensor) -> None:
+    """The model's rotations are ours at the positions we expect (compared as cos and sin: angles wrap)."""
+    torch.testing.assert_close((angles.cos(), angles.sin()), (expected.cos(), expected.sin()), atol=1e-5, rtol=0)
