@@ -81,7 +81,8 @@ def shared_attention(
                     k[row, :, image] = adain(k[row, :, image], k[ref, :, image])
     q_rot, k_rot = (x if angles is None else rotate(x, angles) for x in (q, k))
     keys, values = k_rot, v
-    bias = torch.zeros(rows, 1, 1, tokens, dtype=torch.float64)
+    own_keys = k.shape[2]
+    bias = torch.zeros(rows, 1, 1, own_keys, dtype=torch.float64)
     if key_bias is not None:
         bias = bias + key_bias.double()
     if shared:
@@ -91,10 +92,10 @@ def shared_attention(
             reference_keys = rotate(reference_keys, shifted_angles)
         keys = torch.cat([keys, reference_keys * key_scale], dim=2)
         values = torch.cat([values, v[reference_rows][:, :, image]], dim=2)
-        appended = torch.zeros(rows, 1, 1, keys.shape[2] - tokens, dtype=torch.float64)
+        appended = torch.zeros(rows, 1, 1, keys.shape[2] - own_keys, dtype=torch.float64)
         for ref in references:
             appended[ref] = -math.inf
-        bias = torch.cat([bias.expand(rows, 1, 1, tokens), appended], dim=-1)
+        bias = torch.cat([bias.expand(rows, 1, 1, own_keys), appended], dim=-1)
     out = torch.nn.functional.scaled_dot_product_attention(q_rot, keys, values, attn_mask=bias)
     return out.float()
 

@@ -1,0 +1,112 @@
+"""Kandinsky 5 Image (ComfyUI 0.33+) on a tiny random model: one forward equals the independent
+implementation, and video inputs are refused.
+
+The host's RoPE call (flux.math.apply_rope1, imported by the Kandinsky 5 module) is replaced by one that
+records the model's table and leaves q/k as they are; the module's attention function by the independent
+implementation (host/shared_attention_oracle.py), which knows the architecture's call order: the text
+encoder blocks' self-attention over the text (RoPE, never shared), then per visual block the image-only
+self-attention (RoPE on ids (0, row / 2, col / 2) with the tiny model's rope_scale_factor (1, 2, 2),
+shared; the reference keys at columns shifted by the image width, 4 tokens = 2 position units) and the
+cross-attention to the text (no RoPE, never shared). Skips on hosts without Kandinsky 5 (0.3.75).
+"""
+
+import pytest
+import torch
+
+from host.sampling import sample, style_aligned
+from host.shared_attention_oracle import assert_same_rotations, flattened, grid_positions, own_angles, shared_attention, table_angles
+from host.tiny_dit_models import TINY_DITS, dit_conditioning, dit_noise, tiny_dit
+
+KIND = "kandinsky5_image"
+CONFIG = TINY_DITS[KIND].unet_config
+GRID = 4  # 8x8 latent, patch 2: 4x4 image tokens
+IMAGE_TOKENS = GRID * GRID
+STEP = 1.0 / CONFIG["rope_scale_factor"][2]  # position units per token along rows and columns
+LAMBDA = 1.1
+THETA = 10000.0
+
+
+@pytest.fixture(scope="module")
+def model(pack):
+    import comfy.supported_models
+
+    if not hasattr(comfy.supported_models, TINY_DITS[KIND].config_class):
+        pytest.skip("this ComfyUI has no Kandinsky 5 (added after 0.3.75)")
+    return tiny_dit(KIND)
+
+
+def conds():
+    return dit_conditioning(KIND, seed=1), dit_conditioning(KIND, seed=2)
+
+
+def install_independent(patch, images_per_chunk, reference_index):
+    import comfy.ldm.kandinsky5.model as host
+
+    text_blocks, visual_blocks = CONFIG["num_text_blocks"], CONFIG["num_visual_blocks"]
+    state, seen = {}, {"shared": 0, "calls": 0}
+
+    def apply_rope1_recorded(x, freqs):
+        state["table"] = freqs
+        return x
+
+    def attention(q, k, v, heads, transformer_options={}):
+        index = seen["calls"] % (text_blocks + 2 * visual_blocks)
+        seen["calls"] += 1
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, L, H, D) -> (B, H, L, D)
+        common = dict(chunks=len(transformer_options["cond_or_uncond"]), images_per_chunk=images_per_chunk,
+                      reference_index=reference_index, image=slice(0, IMAGE_TOKENS), key_scale=LAMBDA)
+        if index < text_blocks:  # text encoder self-attention
+            out = shared_attention(q, k, v, angles=table_angles(state["table"][0, :, 0]), shared=False, **common)
+        elif (index - text_blocks) % 2 == 1:  # cross-attention to the text
+            out = shared_attention(q, k, v, shared=False, **common)
+        else:  # image-only self-attention
+            table = table_angles(state["table"][0, :, 0])
+            assert table.shape[0] == q.shape[2] == IMAGE_TOKENS
+            assert_same_rotations(table, own_angles(grid_positions(GRID, GRID, row_step=STEP, col_step=STEP), CONFIG["axes_dims"], THETA))
+            shifted = own_angles(grid_positions(GRID, GRID, row_step=STEP, col_step=STEP, col_start=GRID * STEP), CONFIG["axes_dims"], THETA)
+            seen["shared"] += 1
+            out = shared_attention(q, k, v, angles=table, shifted_angles=shifted, **common)
+        return flattened(out).to(q.dtype)
+
+    patch.setattr(host, "apply_rope1", apply_rope1_recorded)
+    patch.setattr(host, "attention", attention)
+    return seen
+
+
+@pytest.mark.parametrize("reference_index", [0, 2])
+def test_one_forward_matches_independent_implementation(model, monkeypatch, reference_index):
+    """One Euler step at cfg 3: one model call with both chunks; every visual block's self-attention shared."""
+    positive, negative = conds()
+    noise = dit_noise(KIND, 3, seed=3)
+    patched = sample(style_aligned(model, reference_index=reference_index), noise, positive, negative, cfg=3.0, steps=1)
+    plain = sample(model, noise, positive, negative, cfg=3.0, steps=1)
+    seen = install_independent(monkeypatch, 3, reference_index)
+    independent = sample(model, noise, positive, negative, cfg=3.0, steps=1)
+    monkeypatch.undo()
+    assert seen["shared"] == CONFIG["num_visual_blocks"]
+    targets = [i for i in range(3) if i != reference_index]
+    assert (patched[reference_index] - plain[reference_index]).abs().max() < 1e-5
+    assert (patched[targets] - plain[targets]).abs().max() > 1e-2
+    assert (patched - independent).abs().max() < 1e-4
+
+
+def test_cross_attention_as_long_as_the_image_is_not_shared(model, monkeypatch):
+    """Text exactly as long as the image's tokens: the cross-attention has the self-attention's shapes and
+    tags, and must still pass through (the call order tells them apart)."""
+    positive, negative = (dit_conditioning(KIND, seed=seed, tokens=IMAGE_TOKENS) for seed in (1, 2))
+    noise = dit_noise(KIND, 3, seed=4)
+    patched = sample(style_aligned(model), noise, positive, negative, cfg=3.0, steps=1)
+    seen = install_independent(monkeypatch, 3, 0)
+    independent = sample(model, noise, positive, negative, cfg=3.0, steps=1)
+    monkeypatch.undo()
+    assert seen["shared"] == CONFIG["num_visual_blocks"]
+    assert (patched - independent).abs().max() < 1e-4
+
+
+def test_video_latent_is_refused(model, error_type):
+    positive, negative = conds()
+    video = torch.randn(2, 16, 3, 8, 8, generator=torch.Generator().manual_seed(5))
+    with pytest.raises(error_type) as error:
+        sample(style_aligned(model), video, positive, negative, cfg=1.0, steps=1)
+    message = str(error.value)
+    assert "StyleAlignedPatch" in message and "Kandinsky 5 video" in message and "3 frames" in message
