@@ -77,14 +77,13 @@ def image_and_shift_rotations(embed, ids: torch.Tensor, width_axis: int, device=
 
 def column_extent_rotation(table: torch.Tensor, cols: int) -> torch.Tensor:
     """(1, 1, 1, D/2, 2, 2) rotation by the image's extent along the width, read off a row-major table
-    (1, 1, N, D/2, 2, 2) whose first two tokens are columns 0 and 1 of one row: the one-column step
-    R(s) = R(p1) R(p0)^T raised to `cols` (angles multiply; a wrapped angle stays exact modulo 2 pi). For
-    models whose positions are not integer columns (scaled or stretched grids) and whose table builder
-    cannot be asked for one position. One column: no step to read, the identity (no shift)."""
-    if cols < 2 or table.shape[2] < 2:
+    (1, 1, N, D/2, 2, 2) whose first `cols` tokens are one row: R(p_last) R(p_0)^T moves by cols - 1
+    columns and R(p_1) R(p_0)^T by one more (rotations compose; no angle is read, so none wraps). For
+    models whose positions are not integer columns (scaled or stretched grids). One column: no step to
+    read, the identity (no shift)."""
+    if cols < 2 or table.shape[2] < cols:
         return torch.eye(2, dtype=torch.float32, device=table.device).expand(1, 1, 1, table.shape[-3], 2, 2).clone()
-    first, second = table[0, 0, 0].double(), table[0, 0, 1].double()
-    step = second @ first.transpose(-1, -2)
-    angle = torch.atan2(step[..., 1, 0], step[..., 0, 0]) * cols
-    cos, sin = angle.cos(), angle.sin()
-    return torch.stack([cos, -sin, sin, cos], dim=-1).reshape(1, 1, 1, -1, 2, 2).float()
+    row = table[0, 0].double()
+    across = row[cols - 1] @ row[0].transpose(-1, -2)
+    step = row[1] @ row[0].transpose(-1, -2)
+    return (across @ step).reshape(1, 1, 1, -1, 2, 2).float()
