@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from host.sampling import sample, style_aligned
-from host.shared_attention_oracle import assert_same_rotations, flattened, rotate_split_half, shared_attention, table_angles
-from host.tiny_dit_models import TINY_DITS, dit_conditioning, dit_noise, tiny_dit
+from host.shared_attention_oracle import assert_same_rotations, check_one_forward, flattened, rotate_split_half, shared_attention, table_angles, tiny_model_or_skip
+from host.tiny_dit_models import TINY_DITS, dit_conditioning
 
 KIND = "anima"
 CONFIG = TINY_DITS[KIND].unet_config
@@ -26,11 +26,7 @@ LAMBDA = 1.1
 
 @pytest.fixture(scope="module")
 def model(pack):
-    import comfy.supported_models
-
-    if not hasattr(comfy.supported_models, TINY_DITS[KIND].config_class):
-        pytest.skip("this ComfyUI has no Anima (added after 0.3.75)")
-    return tiny_dit(KIND)
+    return tiny_model_or_skip(KIND, "Anima")
 
 
 def conds(tokens=6):
@@ -97,17 +93,8 @@ def test_one_forward_matches_independent_implementation(model, monkeypatch, refe
     """One Euler step at cfg 3: one model call with both chunks; every block's self-attention shared, the
     cross-attention left alone even when the text is as long as the image."""
     positive, negative = conds(text_tokens)
-    noise = dit_noise(KIND, 3, seed=3)
-    patched = sample(style_aligned(model, reference_index=reference_index), noise, positive, negative, cfg=3.0, steps=1)
-    plain = sample(model, noise, positive, negative, cfg=3.0, steps=1)
-    seen = install_independent(monkeypatch, 3, reference_index)
-    independent = sample(model, noise, positive, negative, cfg=3.0, steps=1)
-    monkeypatch.undo()
+    seen = check_one_forward(model, KIND, positive, negative, monkeypatch, install_independent, reference_index)
     assert seen["shared"] == CONFIG["num_blocks"]
-    targets = [i for i in range(3) if i != reference_index]
-    assert (patched[reference_index] - plain[reference_index]).abs().max() < 1e-5
-    assert (patched[targets] - plain[targets]).abs().max() > 1e-2
-    assert (patched - independent).abs().max() < 1e-4
 
 
 def test_video_latent_is_refused(model, error_type):

@@ -11,9 +11,8 @@ reference keys at columns shifted by the image width. Skips on hosts without Joy
 import pytest
 import torch
 
-from host.sampling import sample, style_aligned
-from host.shared_attention_oracle import assert_same_rotations, flattened, grid_positions, own_angles, shared_attention, table_angles
-from host.tiny_dit_models import TEXT_TOKENS, TINY_DITS, dit_conditioning, dit_noise, tiny_dit
+from host.shared_attention_oracle import assert_same_rotations, check_one_forward, flattened, grid_positions, own_angles, shared_attention, table_angles, tiny_model_or_skip
+from host.tiny_dit_models import TEXT_TOKENS, TINY_DITS, dit_conditioning, dit_noise
 
 KIND = "joyimage"
 GRID = 4  # 8x8 latent, patch 2: 4x4 image tokens
@@ -24,11 +23,7 @@ AXES, THETA = (16, 56, 56), 10000.0
 
 @pytest.fixture(scope="module")
 def model(pack):
-    import comfy.supported_models
-
-    if not hasattr(comfy.supported_models, TINY_DITS[KIND].config_class):
-        pytest.skip("this ComfyUI has no JoyImage (added after 0.3.75)")
-    return tiny_dit(KIND)
+    return tiny_model_or_skip(KIND, "JoyImage")
 
 
 def conds():
@@ -73,18 +68,9 @@ def install_independent(patch, images_per_chunk, reference_index, image_tokens=I
 def test_one_forward_matches_independent_implementation(model, monkeypatch, reference_index):
     """One Euler step at cfg 3: one model call with both chunks; every block shared."""
     positive, negative = conds()
-    noise = dit_noise(KIND, 3, seed=3)
-    patched = sample(style_aligned(model, reference_index=reference_index), noise, positive, negative, cfg=3.0, steps=1)
-    plain = sample(model, noise, positive, negative, cfg=3.0, steps=1)
-    seen = install_independent(monkeypatch, 3, reference_index)
-    independent = sample(model, noise, positive, negative, cfg=3.0, steps=1)
-    monkeypatch.undo()
+    seen = check_one_forward(model, KIND, positive, negative, monkeypatch, install_independent, reference_index)
     assert seen["shared"] == TINY_DITS[KIND].unet_config["num_layers"]
     assert seen["tokens"] == IMAGE_TOKENS + TEXT_TOKENS
-    targets = [i for i in range(3) if i != reference_index]
-    assert (patched[reference_index] - plain[reference_index]).abs().max() < 1e-5
-    assert (patched[targets] - plain[targets]).abs().max() > 1e-2
-    assert (patched - independent).abs().max() < 1e-4
 
 
 def test_edit_reference_latents_are_neither_shared_nor_normalised(model, monkeypatch):
@@ -93,10 +79,5 @@ def test_edit_reference_latents_are_neither_shared_nor_normalised(model, monkeyp
     positive, negative = conds()
     edit = dit_noise(KIND, 1, seed=42)
     positive, negative = ([[c, dict(extras, reference_latents=[edit])] for c, extras in cond] for cond in (positive, negative))
-    noise = dit_noise(KIND, 3, seed=3)
-    patched = sample(style_aligned(model), noise, positive, negative, cfg=3.0, steps=1)
-    seen = install_independent(monkeypatch, 3, 0)
-    independent = sample(model, noise, positive, negative, cfg=3.0, steps=1)
-    monkeypatch.undo()
+    seen = check_one_forward(model, KIND, positive, negative, monkeypatch, install_independent)
     assert seen["tokens"] == 2 * IMAGE_TOKENS + TEXT_TOKENS
-    assert (patched - independent).abs().max() < 1e-4

@@ -11,9 +11,8 @@ row's own keys. Skips on hosts without Lens (0.3.75).
 import pytest
 import torch
 
-from host.sampling import sample, style_aligned
-from host.shared_attention_oracle import assert_same_rotations, flattened, grid_positions, own_angles, shared_attention, table_angles
-from host.tiny_dit_models import TEXT_TOKENS, TINY_DITS, dit_conditioning, dit_noise, tiny_dit
+from host.shared_attention_oracle import assert_same_rotations, check_one_forward, flattened, grid_positions, own_angles, shared_attention, table_angles, tiny_model_or_skip
+from host.tiny_dit_models import TEXT_TOKENS, TINY_DITS, dit_conditioning
 
 KIND = "lens"
 GRID = 8  # 8x8 latent: one token per latent pixel
@@ -24,11 +23,7 @@ THETA = 10000.0
 
 @pytest.fixture(scope="module")
 def model(pack):
-    import comfy.supported_models
-
-    if not hasattr(comfy.supported_models, TINY_DITS[KIND].config_class):
-        pytest.skip("this ComfyUI has no Lens (added after 0.3.75)")
-    return tiny_dit(KIND)
+    return tiny_model_or_skip(KIND, "Lens")
 
 
 def conds(text_mask=None):
@@ -75,15 +70,6 @@ def test_one_forward_matches_independent_implementation(model, monkeypatch, refe
         text_mask = torch.ones(1, TEXT_TOKENS)
         text_mask[:, -2:] = 0
     positive, negative = conds(text_mask)
-    noise = dit_noise(KIND, 3, seed=3)
-    patched = sample(style_aligned(model, reference_index=reference_index), noise, positive, negative, cfg=3.0, steps=1)
-    plain = sample(model, noise, positive, negative, cfg=3.0, steps=1)
-    seen = install_independent(monkeypatch, 3, reference_index)
-    independent = sample(model, noise, positive, negative, cfg=3.0, steps=1)
-    monkeypatch.undo()
+    seen = check_one_forward(model, KIND, positive, negative, monkeypatch, install_independent, reference_index)
     assert seen["shared"] == TINY_DITS[KIND].unet_config["num_layers"]
     assert seen["masked"] == (seen["shared"] if padded else 0)
-    targets = [i for i in range(3) if i != reference_index]
-    assert (patched[reference_index] - plain[reference_index]).abs().max() < 1e-5
-    assert (patched[targets] - plain[targets]).abs().max() > 1e-2
-    assert (patched - independent).abs().max() < 1e-4

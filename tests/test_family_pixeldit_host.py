@@ -13,9 +13,8 @@ moved by the image width, 16 * W / (W - 1). Skips on hosts without PixelDiT (0.3
 import pytest
 import torch
 
-from host.sampling import sample, style_aligned
-from host.shared_attention_oracle import assert_same_rotations, flattened, shared_attention, table_angles
-from host.tiny_dit_models import TEXT_TOKENS, TINY_DITS, dit_conditioning, dit_noise, tiny_dit
+from host.shared_attention_oracle import assert_same_rotations, check_one_forward, flattened, shared_attention, table_angles, tiny_model_or_skip
+from host.tiny_dit_models import TEXT_TOKENS, TINY_DITS, dit_conditioning
 
 KIND = "pixeldit"
 CONFIG = TINY_DITS[KIND].unet_config
@@ -27,11 +26,7 @@ THETA = 10000.0
 
 @pytest.fixture(scope="module")
 def model(pack):
-    import comfy.supported_models
-
-    if not hasattr(comfy.supported_models, TINY_DITS[KIND].config_class):
-        pytest.skip("this ComfyUI has no PixelDiT (added after 0.3.75)")
-    return tiny_dit(KIND)
+    return tiny_model_or_skip(KIND, "PixelDiT")
 
 
 def conds():
@@ -101,16 +96,7 @@ def install_independent(patch, images_per_chunk, reference_index, blocks="auto")
 def test_one_forward_matches_independent_implementation(model, monkeypatch, reference_index):
     """One Euler step at cfg 3: one model call with both chunks; both stages shared by default."""
     positive, negative = conds()
-    noise = dit_noise(KIND, 3, seed=3)
-    patched = sample(style_aligned(model, reference_index=reference_index), noise, positive, negative, cfg=3.0, steps=1)
-    plain = sample(model, noise, positive, negative, cfg=3.0, steps=1)
-    seen = install_independent(monkeypatch, 3, reference_index)
-    independent = sample(model, noise, positive, negative, cfg=3.0, steps=1)
-    monkeypatch.undo()
+    seen = check_one_forward(model, KIND, positive, negative, monkeypatch, install_independent, reference_index)
     assert (seen["patch"], seen["pixel"]) == (CONFIG["patch_depth"], CONFIG["pixel_depth"])
     assert seen["shared"] == CONFIG["patch_depth"] + CONFIG["pixel_depth"]
-    targets = [i for i in range(3) if i != reference_index]
-    assert (patched[reference_index] - plain[reference_index]).abs().max() < 1e-5
-    assert (patched[targets] - plain[targets]).abs().max() > 1e-2
-    assert (patched - independent).abs().max() < 1e-4
 

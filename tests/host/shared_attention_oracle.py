@@ -118,3 +118,38 @@ def grid_positions(rows: int, cols: int, first=0.0, row_start=0.0, col_start=0.0
 def assert_same_rotations(angles: torch.Tensor, expected: torch.Tensor) -> None:
     """The model's rotations are ours at the positions we expect (compared as cos and sin: angles wrap)."""
     torch.testing.assert_close((angles.cos(), angles.sin()), (expected.cos(), expected.sin()), atol=1e-5, rtol=0)
+
+
+def tiny_model_or_skip(kind: str, family: str):
+    """The tiny model of `kind`; skips where the running host lacks its config class (an older ComfyUI)."""
+    import pytest
+
+    import comfy.supported_models
+
+    from .tiny_dit_models import TINY_DITS, tiny_dit
+
+    if not hasattr(comfy.supported_models, TINY_DITS[kind].config_class):
+        pytest.skip(f"this ComfyUI has no {family} ({TINY_DITS[kind].config_class})")
+    return tiny_dit(kind)
+
+
+def check_one_forward(model, kind: str, positive, negative, monkeypatch, install: Callable, reference_index: int = 0,
+                      images: int = 3, seed: int = 3, **node_inputs) -> dict:
+    """One Euler step at cfg 3 (one model call, both chunks) with the pack, then with the independent
+    implementation installed by install(monkeypatch, images, reference_index) (which returns what it saw):
+    the reference equals the unpatched model's, the targets differ from it, and the pack equals the
+    independent implementation within 1e-4. Returns what the independent implementation saw."""
+    from .sampling import sample, style_aligned
+    from .tiny_dit_models import dit_noise
+
+    noise = dit_noise(kind, images, seed=seed)
+    patched = sample(style_aligned(model, reference_index=reference_index, **node_inputs), noise, positive, negative, cfg=3.0, steps=1)
+    plain = sample(model, noise, positive, negative, cfg=3.0, steps=1)
+    seen = install(monkeypatch, images, reference_index)
+    independent = sample(model, noise, positive, negative, cfg=3.0, steps=1)
+    monkeypatch.undo()
+    targets = [i for i in range(images) if i != reference_index]
+    assert (patched[reference_index] - plain[reference_index]).abs().max() < 1e-5
+    assert (patched[targets] - plain[targets]).abs().max() > 1e-2  # not a comparison of two unpatched runs
+    assert (patched - independent).abs().max() < 1e-4
+    return seen

@@ -7,8 +7,8 @@ self-attention over the image tokens alone, after QK RMSNorm and split-half RoPE
 rms_rope_split_half: pair i = channels (i, i + D/2), rope.SPLIT_HALF), then the cross-attention to the
 text; q/k/v reach the backend as (B, H, L, D) with skip_reshape=True. Blocks tag only block_index, the
 same for both calls (and Anima pads its text to 512 tokens, which an image may match), so the calls are
-planned in order: per block [self-attention (shared), cross-attention (never)]; the block index is read
-from the tag. The text adapter (LLMAdapter) calls F.scaled_dot_product_attention directly, outside the
+planned in order (SelfThenCrossFamily): per block [self-attention (shared), cross-attention (never)];
+the block index is read from the tag. The text adapter (LLMAdapter) calls F.scaled_dot_product_attention directly, outside the
 model call at inference (the host runs it while preparing the conditioning): it is text-only and
 untouched. The blocks' attn1 patch hook sees the hidden states before the q/k projections, not q/k, so
 AdaIN happens in the override (RoPE undone and redone).
@@ -23,20 +23,18 @@ self-attention, reference keys shifted by the image width, lambda = 1.1 (unteste
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 
 from ...batch_layout import NODE_NAME
 from ...errors import StyleAlignedError
 from ..call_layout import CallLayout
-from ..family import ALIGNEDGEN_KEY_SCALE, BlockKey, PlannedBlocksFamily
+from ..family import ALIGNEDGEN_KEY_SCALE, SelfThenCrossFamily
 from ..rope import SPLIT_HALF, column_extent_rotation
 
 BLOCKS = "blocks"
 
 
-class AnimaFamily(PlannedBlocksFamily):
+class AnimaFamily(SelfThenCrossFamily):
     name = "Anima"
     models = ("Anima",)
     host_modules = ("comfy.ldm.anima.model",)
@@ -44,13 +42,7 @@ class AnimaFamily(PlannedBlocksFamily):
     default_groups = (BLOCKS,)
     default_key_scale = ALIGNEDGEN_KEY_SCALE
     width_axis = 2  # ids (t, row, col)
-
-    def block_key(self, transformer_options: dict, call_index: int) -> Optional[BlockKey]:
-        planned = super().block_key(transformer_options, call_index)
-        if planned is None:
-            return None
-        index = transformer_options.get("block_index")
-        return (BLOCKS, int(index)) if index is not None else planned
+    image_blocks = BLOCKS
 
     def block_counts(self, diffusion_model) -> dict[str, int]:
         return {BLOCKS: len(diffusion_model.blocks)}
@@ -79,13 +71,8 @@ class AnimaFamily(PlannedBlocksFamily):
         return CallLayout(
             batch=batch, image_start=0, image_tokens=rows * cols, active=active,
             image_rotations=image_rotations, shift_rotation=shift_rotation, rope_scheme=SPLIT_HALF,
-            call_plan=call_plan(len(diffusion_model.blocks), rows * cols),
+            call_plan=self.self_then_cross_plan(0, len(diffusion_model.blocks), rows * cols),
         )
-
-
-def call_plan(blocks: int, image_tokens: int) -> tuple:
-    """(block key or None, image_start, tokens) per attention call: self-attention, then cross-attention."""
-    return tuple(call for i in range(blocks) for call in (((BLOCKS, i), 0, image_tokens), (None, 0, None)))
 
 
 FAMILY = AnimaFamily

@@ -7,9 +7,8 @@ text. Both reach the backend as (B, H, L, D) with skip_reshape=True, after QK RM
 self-attention, RoPE (Flux's apply_rope1 with EmbedND matrices on ids (t, row, col)). The visual blocks
 are tagged block_type "double" / block_index, but the self- and cross-attention of one block carry the
 same tags (and the text length may equal the image's token count), so the calls are also planned in
-order (CallLayout.call_plan): [text block self-attention] * text blocks, then per visual block [its
-self-attention (shared), its cross-attention (never)]. A node that skips whole visual blocks keeps that
-parity; the block index is read from the tags.
+order (SelfThenCrossFamily): [text block self-attention] * text blocks, then per visual block [its
+self-attention (shared), its cross-attention (never)]; the block index is read from the tags.
 RoPE: the model's own rope_encode_3d (rope_scale_factor, rope_options) gives the rotations; its positions
 are scaled (not integer columns), so the shift by the image width is read off the table itself
 (rope.column_extent_rotation).
@@ -22,20 +21,18 @@ on real weights).
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 
 from ...batch_layout import NODE_NAME
 from ...errors import StyleAlignedError
 from ..call_layout import CallLayout
-from ..family import ALIGNEDGEN_KEY_SCALE, BlockKey, PlannedBlocksFamily
+from ..family import ALIGNEDGEN_KEY_SCALE, SelfThenCrossFamily
 from ..rope import column_extent_rotation, heads_axis_first
 
 VISUAL = "visual"
 
 
-class Kandinsky5Family(PlannedBlocksFamily):
+class Kandinsky5Family(SelfThenCrossFamily):
     name = "Kandinsky 5"
     models = ("Kandinsky 5 Image",)
     host_modules = ("comfy.ldm.kandinsky5.model",)
@@ -43,13 +40,7 @@ class Kandinsky5Family(PlannedBlocksFamily):
     default_groups = (VISUAL,)
     default_key_scale = ALIGNEDGEN_KEY_SCALE
     width_axis = 2  # ids (t, row, col)
-
-    def block_key(self, transformer_options: dict, call_index: int) -> Optional[BlockKey]:
-        planned = super().block_key(transformer_options, call_index)
-        if planned is None:
-            return None
-        index = transformer_options.get("block_index")
-        return (VISUAL, int(index)) if transformer_options.get("block_type") == "double" and index is not None else planned
+    image_blocks = VISUAL
 
     def block_counts(self, diffusion_model) -> dict[str, int]:
         return {VISUAL: len(diffusion_model.visual_transformer_blocks)}
@@ -80,7 +71,7 @@ class Kandinsky5Family(PlannedBlocksFamily):
         return CallLayout(
             batch=batch, image_start=0, image_tokens=image_rotations.shape[2], active=active,
             image_rotations=image_rotations, shift_rotation=shift_rotation,
-            call_plan=call_plan(*counts, image_rotations.shape[2]),
+            call_plan=self.self_then_cross_plan(*counts, image_rotations.shape[2]),
         )
 
 
@@ -88,13 +79,6 @@ def grid_cols(diffusion_model, cols: int) -> int:
     """Patch columns of a latent `cols` wide, rounded as Kandinsky5.rope_encode_3d does."""
     patch = diffusion_model.patch_size[2]
     return (cols + patch // 2) // patch
-
-
-def call_plan(text_blocks: int, visual_blocks: int, image_tokens: int) -> tuple:
-    """(block key or None, image_start, tokens) per attention call in execution order."""
-    text = ((None, 0, None),) * text_blocks
-    visual = tuple(call for i in range(visual_blocks) for call in (((VISUAL, i), 0, image_tokens), (None, 0, None)))
-    return text + visual
 
 
 FAMILY = Kandinsky5Family
