@@ -13,8 +13,7 @@ shared). Skips on hosts without Anima (0.3.75).
 import pytest
 import torch
 
-from host.sampling import sample, style_aligned
-from host.shared_attention_oracle import assert_same_rotations, check_one_forward, flattened, rotate_split_half, shared_attention, table_angles, tiny_model_or_skip
+from host.shared_attention_oracle import assert_same_rotations, check_one_forward, flattened, rotate_split_half, shared_attention, table_angles, tiny_model_or_skip, video_refusal
 from host.tiny_dit_models import TINY_DITS, dit_conditioning
 
 KIND = "anima"
@@ -98,9 +97,5 @@ def test_one_forward_matches_independent_implementation(model, monkeypatch, refe
 
 
 def test_video_latent_is_refused(model, error_type):
-    positive, negative = conds()
-    video = torch.randn(2, 16, 3, 8, 8, generator=torch.Generator().manual_seed(5))
-    with pytest.raises(error_type) as error:
-        sample(style_aligned(model), video, positive, negative, cfg=1.0, steps=1)
-    message = str(error.value)
+    message = video_refusal(model, *conds(), error_type)
     assert "StyleAlignedPatch" in message and "Anima" in message and "3 frames" in message

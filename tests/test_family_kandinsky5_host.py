@@ -13,8 +13,7 @@ cross-attention to the text (no RoPE, never shared). Skips on hosts without Kand
 import pytest
 import torch
 
-from host.sampling import sample, style_aligned
-from host.shared_attention_oracle import assert_same_rotations, check_one_forward, flattened, grid_positions, own_angles, shared_attention, table_angles, tiny_model_or_skip
+from host.shared_attention_oracle import assert_same_rotations, check_one_forward, flattened, grid_positions, own_angles, shared_attention, table_angles, tiny_model_or_skip, video_refusal
 from host.tiny_dit_models import TINY_DITS, dit_conditioning
 
 KIND = "kandinsky5_image"
@@ -86,9 +85,5 @@ def test_cross_attention_as_long_as_the_image_is_not_shared(model, monkeypatch):
 
 
 def test_video_latent_is_refused(model, error_type):
-    positive, negative = conds()
-    video = torch.randn(2, 16, 3, 8, 8, generator=torch.Generator().manual_seed(5))
-    with pytest.raises(error_type) as error:
-        sample(style_aligned(model), video, positive, negative, cfg=1.0, steps=1)
-    message = str(error.value)
+    message = video_refusal(model, *conds(), error_type)
     assert "StyleAlignedPatch" in message and "Kandinsky 5 video" in message and "3 frames" in message

@@ -153,3 +153,16 @@ def check_one_forward(model, kind: str, positive, negative, monkeypatch, install
     assert (patched[targets] - plain[targets]).abs().max() > 1e-2  # not a comparison of two unpatched runs
     assert (patched - independent).abs().max() < 1e-4
     return seen
+
+
+def video_refusal(model, positive, negative, error_type, channels: int = 16, frames: int = 3) -> str:
+    """The message of the error_type (StyleAlignedError) a StyleAlignedPatch model raises when sampled on
+    a latent of `frames` frames (a video); fails when it samples instead."""
+    import pytest
+
+    from .sampling import sample, style_aligned
+
+    video = torch.randn(2, channels, frames, 8, 8, generator=torch.Generator().manual_seed(5))
+    with pytest.raises(error_type) as error:
+        sample(style_aligned(model), video, positive, negative, cfg=1.0, steps=1)
+    return str(error.value)
