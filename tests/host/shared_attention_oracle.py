@@ -129,7 +129,7 @@ def tiny_model_or_skip(kind: str, family: str):
     from .tiny_dit_models import TINY_DITS, tiny_dit
 
     if not hasattr(comfy.supported_models, TINY_DITS[kind].config_class):
-        pytest.skip(f"this ComfyUI has no {family} ({TINY_DITS[kind].config_class})")
+        pytest.skip(f"this ComfyUI has no {family} (no comfy.supported_models.{TINY_DITS[kind].config_class}; added after 0.3.75)")
     return tiny_dit(kind)
 
 
