@@ -6,7 +6,8 @@ model's own (cos, -sin; sin, cos) matrices) and calls attention once on [target 
 latents, text], flattened to (B, L, H*D) with heads= as a keyword. Blocks are tagged in
 transformer_options: block_type "double", block_index. RoPE ids (t, row, col) from 0 on the target's
 patch grid; edit reference latents (JoyImage-Edit) continue along t, and stay outside the shared range
-(never normalised, never appended). Text tokens carry no RoPE.
+(never normalised, never appended). Text tokens carry no RoPE. A latent of several frames is read as one
+image of frames x rows x cols tokens (JoyImage is an image model; its RoPE numbers the frames).
 The host has no pre-RoPE hook in these blocks: the override undoes the rotation, AdaINs and redoes it.
 Defaults are ours (no paper for JoyImage; AlignedGen's principles carried over): every block (all are
 joint), reference keys shifted by the image width along the width axis, lambda = 1.1 (untested on real
