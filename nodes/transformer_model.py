@@ -11,9 +11,9 @@ from typing import Optional
 
 from ..stylealign_core import HeldReference, StyleAlignedError, StyleAlignedOptions
 from ..stylealign_core.transformer import SharedAttentionOverride, TransformerFamily, TransformerSharing, family_for
-from ..stylealign_core.transformer.families import refused_family_for
 from ..stylealign_core.transformer.model_call import TransformerModelCall
 from ..stylealign_core.transformer.pre_rope_patch import PreRopeAdaIN
+from ..stylealign_core.transformer.refused import refused_family_for
 from .family_names import supported_models_text
 from .patch_set import install_patch_set
 

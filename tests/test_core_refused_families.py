@@ -1,8 +1,8 @@
-"""Refused families (family.RefusedFamily, families/*.py's REFUSED): found by discovery beside the
-registered ones, never among them, recognised by the host module, refused with the node and the cause."""
+"""Refused families (stylealign_core/transformer/refused/*.py's REFUSED): found by discovery, never among
+the registered families, recognised by the host module, refused with the node and the cause."""
 
-from stylealign_core.transformer.families import refused_families, refused_family_for, registered_families
-from stylealign_core.transformer.family import RefusedFamily
+from stylealign_core.transformer.families import registered_families
+from stylealign_core.transformer.refused import RefusedFamily, refused_families, refused_family_for
 
 
 def model_of_module(module: str):

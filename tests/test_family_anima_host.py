@@ -25,7 +25,7 @@ LAMBDA = 1.1
 
 @pytest.fixture(scope="module")
 def model(pack):
-    return tiny_model_or_skip(KIND, "Anima")
+    return tiny_model_or_skip(KIND)
 
 
 def conds(tokens=6):

@@ -1,6 +1,6 @@
-"""ERNIE-Image (ComfyUI 0.33+) is refused at the node with the cause (families/ernie.py), and the premise
-of that refusal holds on this host: its attention calls carry no transformer_options, so the attention
-override could not see them. Skips on hosts without ERNIE-Image (0.3.75)."""
+"""ERNIE-Image (ComfyUI 0.33+) is refused at the node with the cause (transformer/refused/ernie.py), and
+the premise of that refusal holds on this host: its attention calls carry no transformer_options, so the
+attention override could not see them. Skips on hosts without ERNIE-Image (0.3.75)."""
 
 import pytest
 import torch

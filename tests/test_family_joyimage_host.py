@@ -23,7 +23,7 @@ AXES, THETA = (16, 56, 56), 10000.0
 
 @pytest.fixture(scope="module")
 def model(pack):
-    return tiny_model_or_skip(KIND, "JoyImage")
+    return tiny_model_or_skip(KIND)
 
 
 def conds():

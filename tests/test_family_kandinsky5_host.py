@@ -27,7 +27,7 @@ THETA = 10000.0
 
 @pytest.fixture(scope="module")
 def model(pack):
-    return tiny_model_or_skip(KIND, "Kandinsky 5")
+    return tiny_model_or_skip(KIND)
 
 
 def conds():

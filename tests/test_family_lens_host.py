@@ -23,7 +23,7 @@ THETA = 10000.0
 
 @pytest.fixture(scope="module")
 def model(pack):
-    return tiny_model_or_skip(KIND, "Lens")
+    return tiny_model_or_skip(KIND)
 
 
 def conds(text_mask=None):

@@ -35,7 +35,7 @@ def kind(request, pack):
 
 @pytest.fixture(scope="module")
 def model(kind):
-    return tiny_model_or_skip(kind, "PixelDiT / PiD")
+    return tiny_model_or_skip(kind)
 
 
 def conds(kind):

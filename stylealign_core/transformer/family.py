@@ -156,28 +156,6 @@ def latent_grid(x: torch.Tensor, patch: int) -> tuple[int, int]:
     return -(-x.shape[-2] // patch), -(-x.shape[-1] // patch)
 
 
-class RefusedFamily:
-    """A host model family the pack recognises but cannot patch correctly: StyleAlignedPatch refuses it
-    with the cause instead of the generic 'not supported'. Subclass it in families/<module>.py and export
-    the class as `REFUSED` (not `FAMILY`: it is no registered family, has no tiny model to pass the
-    invariants, and is not listed among the supported models)."""
-
-    # For messages, e.g. "ERNIE-Image".
-    name: str = ""
-    # The modules of the host's diffusion-model classes refused, as strings (never imported).
-    host_modules: tuple[str, ...] = ()
-    # Why the pack cannot patch it, and what the user can do (a sentence or two).
-    cause: str = ""
-
-    @classmethod
-    def recognises(cls, diffusion_model) -> bool:
-        return type(diffusion_model).__module__ in cls.host_modules
-
-    @classmethod
-    def refusal(cls, node_name: str) -> str:
-        return f"{node_name}: {cls.name} is not supported: {cls.cause}"
-
-
 class SelfThenCrossFamily(PlannedBlocksFamily):
     """A family whose image blocks call an image-only self-attention, then a cross-attention to the text,
     both with the same block tags (block_index) and possibly the same shapes (text as long as the image):

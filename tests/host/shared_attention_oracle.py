@@ -10,6 +10,8 @@ does the published order in one attention call per model call:
 
 with I the generated image's tokens, r the reference of the target's chunk, RoPE_shifted the positions
 moved by the image width along the width axis (the family test computes it with its own RoPE maths).
+It extends tests/host/dit_oracle.py (same AdaIN) to what the issue-17 families need: any RoPE channel
+pairing (interleaved or split-half), a call's own key mask, cross-attention lengths, heads-first output.
 """
 
 from __future__ import annotations
@@ -19,15 +21,7 @@ from typing import Callable, Optional
 
 import torch
 
-EPS = 1e-5  # the pack's AdaIN epsilon on the variance (population variance)
-
-
-def adain(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """x normalised to y's statistics per (head, channel) over the tokens (axis -2), float64."""
-    x, y = x.double(), y.double()
-    mx, vx = x.mean(-2, keepdim=True), x.var(-2, keepdim=True, unbiased=False)
-    my, vy = y.mean(-2, keepdim=True), y.var(-2, keepdim=True, unbiased=False)
-    return (x - mx) / (vx + EPS).sqrt() * (vy + EPS).sqrt() + my
+from .dit_oracle import REFERENCE_TOLERANCE, adain
 
 
 def own_angles(ids: torch.Tensor, axes_dim, theta: float) -> torch.Tensor:
@@ -120,16 +114,15 @@ def assert_same_rotations(angles: torch.Tensor, expected: torch.Tensor) -> None:
     torch.testing.assert_close((angles.cos(), angles.sin()), (expected.cos(), expected.sin()), atol=1e-5, rtol=0)
 
 
-def tiny_model_or_skip(kind: str, family: str):
+def tiny_model_or_skip(kind: str):
     """The tiny model of `kind`; skips where the running host lacks its config class (an older ComfyUI)."""
     import pytest
 
-    import comfy.supported_models
+    from .tiny_dit_models import host_lacks, tiny_dit
 
-    from .tiny_dit_models import TINY_DITS, tiny_dit
-
-    if not hasattr(comfy.supported_models, TINY_DITS[kind].config_class):
-        pytest.skip(f"this ComfyUI has no {family} (no comfy.supported_models.{TINY_DITS[kind].config_class}; added after 0.3.75)")
+    lacks = host_lacks(kind)
+    if lacks:
+        pytest.skip(lacks)
     return tiny_dit(kind)
 
 
@@ -149,7 +142,7 @@ def check_one_forward(model, kind: str, positive, negative, monkeypatch, install
     independent = sample(model, noise, positive, negative, cfg=3.0, steps=1)
     monkeypatch.undo()
     targets = [i for i in range(images) if i != reference_index]
-    assert (patched[reference_index] - plain[reference_index]).abs().max() < 1e-5
+    assert (patched[reference_index] - plain[reference_index]).abs().max() < REFERENCE_TOLERANCE
     assert (patched[targets] - plain[targets]).abs().max() > 1e-2  # not a comparison of two unpatched runs
     assert (patched - independent).abs().max() < 1e-4
     return seen

@@ -19,35 +19,19 @@ import pkgutil
 from functools import lru_cache
 from typing import Optional
 
-from ..family import RefusedFamily, TransformerFamily
-
-
-def _exported(attribute: str) -> tuple:
-    """The given attribute of every module of this package that defines it, in module-name order."""
-    found = []
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        value = getattr(module, attribute, None)
-        if value is not None:
-            found.append(value)
-    return tuple(found)
+from ..family import TransformerFamily
 
 
 @lru_cache(maxsize=None)
 def registered_families() -> tuple[type[TransformerFamily], ...]:
     """Every family class of this package (each module's FAMILY), in module-name order."""
-    return _exported("FAMILY")
-
-
-@lru_cache(maxsize=None)
-def refused_families() -> tuple[type[RefusedFamily], ...]:
-    """The host families recognised and refused with their cause (each module's REFUSED)."""
-    return _exported("REFUSED")
-
-
-def refused_family_for(diffusion_model) -> Optional[type[RefusedFamily]]:
-    """The refused family that recognises the host's diffusion model; None: none does."""
-    return next((family for family in refused_families() if family.recognises(diffusion_model)), None)
+    families = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        family = getattr(module, "FAMILY", None)
+        if family is not None:
+            families.append(family)
+    return tuple(families)
 
 
 def family_for(diffusion_model) -> Optional[type[TransformerFamily]]:

@@ -4,7 +4,7 @@ Per forward (Kandinsky5.forward_orig): the text encoder blocks (TransformerEncod
 over the text alone: never shared), then the visual blocks (TransformerDecoderBlock), each calling
 attention twice: self-attention over the image tokens alone, then cross-attention from the image to the
 text. Both reach the backend as (B, H, L, D) with skip_reshape=True, after QK RMSNorm and, for the
-self-attention, RoPE (Flux's apply_rope1 with EmbedND matrices on ids (t, row, col)). The visual blocks
+self-attention, RoPE (flux.math's apply_rope1 with EmbedND matrices on ids (t, row, col)). The visual blocks
 are tagged block_type "double" / block_index, but the self- and cross-attention of one block carry the
 same tags (and the text length may equal the image's token count), so the calls are also planned in
 order (SelfThenCrossFamily): [text block self-attention] * text blocks, then per visual block [its

@@ -1,10 +1,10 @@
 """Lens (comfy/ldm/lens, ComfyUI 0.33+): dual-stream MMDiT blocks on [image, text].
 
 Each block (LensJointAttention) applies QK RMSNorm per stream, concatenates [image, text], applies RoPE
-to the whole sequence (Flux's apply_rope, EmbedND matrices) and calls attention once with q/k/v as
+to the whole sequence (flux.math's apply_rope, EmbedND matrices) and calls attention once with q/k/v as
 (B, H, L, D), skip_reshape=True and an additive key mask (B, 1, 1, L) built from the text mask (always
 passed, all zeros over the image). Blocks are tagged in transformer_options: block_type "double",
-block_index. The latent is already patchified (Flux.2 latents): one token per latent pixel.
+block_index. The latent is already patchified (128-channel latents): one token per latent pixel.
 RoPE ids as LensTransformer2DModel builds them (_lens_position_ids, scale_rope): (0, row, col) centred,
 rows -(h - h//2) .. h//2 - 1 and the same for columns; text positions start past the image and are
 never shared. The mask keeps covering each row's own keys; the appended reference keys are unmasked.

@@ -4,7 +4,7 @@ fps. Text features (batch, tokens, 32) go straight to the cross-attention (the L
 host class builds at its full fixed size, runs only on token ids while the conditioning is prepared).
 """
 
-from ..tiny_dit_models import TinyDit, _plain_conditioning
+from . import TinyDit, plain_conditioning
 
 ANIMA_CONFIG = {
     "image_model": "anima",
@@ -36,5 +36,5 @@ ANIMA_CONFIG = {
 }
 
 TINY_DITS = {
-    "anima": TinyDit("Anima", ANIMA_CONFIG, 16, _plain_conditioning(32)),
+    "anima": TinyDit("Anima", ANIMA_CONFIG, 16, plain_conditioning(32), min_host="0.33", video_latent=True),
 }

@@ -4,7 +4,7 @@ The config class forces rope_dim_list [16, 56, 56] (unet_extra_config), so the h
 of a 256-wide model. Text features (batch, tokens, 32).
 """
 
-from ..tiny_dit_models import TinyDit, _plain_conditioning
+from . import TinyDit, plain_conditioning
 
 JOYIMAGE_CONFIG = {
     "image_model": "joyimage",
@@ -19,5 +19,5 @@ JOYIMAGE_CONFIG = {
 }
 
 TINY_DITS = {
-    "joyimage": TinyDit("JoyImage", JOYIMAGE_CONFIG, 16, _plain_conditioning(32)),
+    "joyimage": TinyDit("JoyImage", JOYIMAGE_CONFIG, 16, plain_conditioning(32), min_host="0.33", video_latent=True),
 }

@@ -5,7 +5,7 @@ the image width is read off the model's own table. Text features (batch, tokens,
 vector (batch, 24).
 """
 
-from ..tiny_dit_models import TinyDit, _plain_conditioning
+from . import TinyDit, plain_conditioning
 
 KANDINSKY5_IMAGE_CONFIG = {
     "image_model": "kandinsky5",
@@ -25,5 +25,5 @@ KANDINSKY5_IMAGE_CONFIG = {
 }
 
 TINY_DITS = {
-    "kandinsky5_image": TinyDit("Kandinsky5Image", KANDINSKY5_IMAGE_CONFIG, 16, _plain_conditioning(32, pooled_dim=24)),
+    "kandinsky5_image": TinyDit("Kandinsky5Image", KANDINSKY5_IMAGE_CONFIG, 16, plain_conditioning(32, pooled_dim=24), min_host="0.33"),
 }

@@ -3,7 +3,7 @@ latent pixel). Text features from two "encoder layers" of width 8 side by side (
 (batch, tokens, 16); the model always builds a joint key mask from them.
 """
 
-from ..tiny_dit_models import TinyDit, _plain_conditioning
+from . import TinyDit, plain_conditioning
 
 LENS_CONFIG = {
     "image_model": "lens",
@@ -19,5 +19,5 @@ LENS_CONFIG = {
 }
 
 TINY_DITS = {
-    "lens": TinyDit("Lens", LENS_CONFIG, 128, _plain_conditioning(16)),
+    "lens": TinyDit("Lens", LENS_CONFIG, 128, plain_conditioning(16), min_host="0.33"),
 }

@@ -6,7 +6,7 @@ latent to decode, its degradation sigma) and NTK-scaled RoPE against a reference
 
 import torch
 
-from ..tiny_dit_models import TinyDit, _plain_conditioning
+from . import TinyDit, plain_conditioning
 
 PIXELDIT_CONFIG = {
     "image_model": "pixeldit_t2i",
@@ -30,7 +30,7 @@ PID_CONFIG = dict(
 
 
 def _pid_conditioning(context_dim: int):
-    text = _plain_conditioning(context_dim)
+    text = plain_conditioning(context_dim)
 
     def make(batch: int = 1, seed: int = 1, **kwargs) -> list:
         [[features, extras]] = text(batch=batch, seed=seed, **kwargs)
@@ -42,6 +42,6 @@ def _pid_conditioning(context_dim: int):
 
 
 TINY_DITS = {
-    "pixeldit": TinyDit("PixelDiTT2I", PIXELDIT_CONFIG, 3, _plain_conditioning(32)),
-    "pid": TinyDit("PiD", PID_CONFIG, 3, _pid_conditioning(32)),
+    "pixeldit": TinyDit("PixelDiTT2I", PIXELDIT_CONFIG, 3, plain_conditioning(32), min_host="0.33"),
+    "pid": TinyDit("PiD", PID_CONFIG, 3, _pid_conditioning(32), min_host="0.33"),
 }

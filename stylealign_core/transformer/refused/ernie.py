@@ -1,4 +1,4 @@
-"""ERNIE-Image (comfy/ldm/ernie, ComfyUI 0.33+): refused at the node, with the cause (REFUSED, no FAMILY).
+"""ERNIE-Image (comfy/ldm/ernie, ComfyUI 0.33+): refused at the node, with the cause.
 
 How the host calls attention: ErnieImageModel.forward concatenates [image, text], applies split-half RoPE
 (fused RMSNorm + RoPE) and calls `optimized_attention(q, k, v, heads, mask=...)` in every layer WITHOUT
@@ -22,7 +22,7 @@ transformer_options to ERNIE's attention, that test fails and the family can be 
 
 from __future__ import annotations
 
-from ..family import RefusedFamily
+from . import RefusedFamily
 
 
 class ErnieImageRefused(RefusedFamily):
