@@ -1,6 +1,7 @@
 """ERNIE-Image (ComfyUI 0.33+) is refused at the node with the cause (transformer/refused/ernie.py), and
-the premise of that refusal holds on this host: its attention calls carry no transformer_options, so the
-attention override could not see them. Skips on hosts without ERNIE-Image (0.3.75)."""
+the premises of that refusal hold on this host: its attention calls carry no transformer_options, so the
+attention override could not see them, and its RoPE matrices are not rotations. Skips on hosts without
+ERNIE-Image (0.3.75)."""
 
 import pytest
 import torch
@@ -67,3 +68,11 @@ def test_premise_attention_calls_carry_no_transformer_options(model, monkeypatch
     assert out.isfinite().all()
     assert calls and len(calls) == ERNIE_CONFIG["num_layers"]
     assert all("transformer_options" not in kwargs for kwargs in calls)
+
+
+def test_premise_rope_matrices_are_not_rotations(model):
+    """ErnieImageEmbedND3 turns the two channels of a pair by different angles: M M^T != I, so the pack's
+    undo (R^T) and shift (R(d) R(p)) maths do not apply. If a host makes them rotations, this fails."""
+    embed = model.model.diffusion_model.pos_embed
+    matrices = embed(torch.tensor([[[3.0, 2.0, 5.0]]]))[0, 0, 0].double()  # (D/2, 2, 2)
+    assert (matrices @ matrices.transpose(-1, -2) - torch.eye(2, dtype=torch.float64)).abs().max() > 0.1

@@ -15,9 +15,14 @@ these calls. The routes looked at, and why none is taken:
   globals, which depends on the module's private names just as much.
 - Swapping the module-level `optimized_attention` of comfy.ldm.ernie.model for the sampling run: global
   state shared by every ERNIE model in the process (multi-GPU sampling runs models in threads).
+Even with a route, its RoPE is not the rotation the pack's maths assume: ErnieImageEmbedND3 builds each
+channel pair's matrix from two different angles ([[cos a, -sin a], [sin b, cos b]]: the first half of the
+head turns by the first half of the angles, the second half by the second half), so R^T does not undo it
+and R(p + d) != R(d) R(p): AdaIN before RoPE and the position shift would need maths of their own.
 So StyleAlignedPatch refuses ERNIE-Image with this cause, naming the node, instead of the generic 'not
 supported' (tests/test_family_ernie_host.py also checks the premise: when a host passes
-transformer_options to ERNIE's attention, that test fails and the family can be supported like the others).
+transformer_options to ERNIE's attention, or its RoPE becomes a rotation, that test fails and says what
+changed).
 """
 
 from __future__ import annotations
