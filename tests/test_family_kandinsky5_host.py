@@ -17,6 +17,7 @@ from host.shared_attention_oracle import assert_same_rotations, check_one_forwar
 from host.tiny_dit_models import TINY_DITS, dit_conditioning
 
 KIND = "kandinsky5_image"
+VIDEO_FRAME = "kandinsky5_video_frame"  # the video config on one frame: the same calls
 CONFIG = TINY_DITS[KIND].unet_config
 GRID = 4  # 8x8 latent, patch 2: 4x4 image tokens
 IMAGE_TOKENS = GRID * GRID
@@ -73,6 +74,14 @@ def test_one_forward_matches_independent_implementation(model, monkeypatch, refe
     """One Euler step at cfg 3: one model call with both chunks; every visual block's self-attention shared."""
     positive, negative = conds()
     seen = check_one_forward(model, KIND, positive, negative, monkeypatch, install_independent, reference_index)
+    assert seen["shared"] == CONFIG["num_visual_blocks"]
+
+
+def test_video_model_on_one_frame_matches_independent_implementation(pack, monkeypatch):
+    """The video config (5-D latent, image-to-video channels concatenated) on one frame: the same calls."""
+    model = tiny_model_or_skip(VIDEO_FRAME)
+    positive, negative = conds()
+    seen = check_one_forward(model, VIDEO_FRAME, positive, negative, monkeypatch, install_independent, 1)
     assert seen["shared"] == CONFIG["num_visual_blocks"]
 
 

@@ -13,7 +13,8 @@ RoPE: the model's own rope_encode_3d (rope_scale_factor, rope_options) gives the
 are scaled (not integer columns), so the shift by the image width is read off the table itself
 (rope.column_extent_rotation).
 Kandinsky 5 video (the same module; a latent with more than one frame, or image-to-video's
-time_dim_replace) is refused at sampling: sharing across frames is not what this family defines.
+time_dim_replace) is refused at sampling: sharing across frames is not what this family defines. A video
+model on a one-frame latent makes the same calls and is aligned like the image model.
 Defaults are ours (no paper for Kandinsky 5; AlignedGen's principles carried over): every visual block
 (all are image-only self-attention), reference keys shifted by the image width, lambda = 1.1 (untested
 on real weights).

@@ -2,7 +2,8 @@
 (B, 16, H, W), head dim 16 from RoPE axes (4, 6, 6). rope_scale_factor (1, 2, 2) (the video models'
 default; the released image model uses 1, 1, 1) so the positions are half-integer steps and the shift by
 the image width is read off the model's own table. Text features (batch, tokens, 32) and a pooled
-vector (batch, 24).
+vector (batch, 24). kandinsky5_video_frame: the video models' config class (Kandinsky 5 T2V: a 5-D latent and
+the image-to-video channels, zero here, concatenated to it: 33 * 4 input features) on one frame.
 """
 
 from . import TinyDit, plain_conditioning
@@ -26,4 +27,7 @@ KANDINSKY5_IMAGE_CONFIG = {
 
 TINY_DITS = {
     "kandinsky5_image": TinyDit("Kandinsky5Image", KANDINSKY5_IMAGE_CONFIG, 16, plain_conditioning(32, pooled_dim=24), min_host="0.33"),
+    "kandinsky5_video_frame": TinyDit(
+        "Kandinsky5", dict(KANDINSKY5_IMAGE_CONFIG, visual_embed_dim=132), 16, plain_conditioning(32, pooled_dim=24),
+        min_host="0.33", video_latent=True),
 }
