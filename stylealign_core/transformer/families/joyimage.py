@@ -20,6 +20,7 @@ import torch
 
 from ..call_layout import CallLayout
 from ..family import ALIGNEDGEN_KEY_SCALE, TaggedBlocksFamily
+from ..rope import column_extent_rotation, heads_axis_first
 
 DOUBLE = "double"
 
@@ -41,12 +42,12 @@ class JoyImageFamily(TaggedBlocksFamily):
         frames, rows, cols = patch_grid(x, diffusion_model.patch_size)
 
         def make():
-            # The model's own table builder (JoyImageTransformer3DModel._get_rotary_pos_embed_for_range):
-            # its theta and axes; the shift rotation is its table at the one position (0, 0, width).
+            # The model's own table (get_rotary_pos_embed_for_components: its theta and axes) for the target
+            # alone, (1, N, 1, D/2, 2, 2); the shift by the image width read off it.
             with torch.no_grad():
-                table = diffusion_model._get_rotary_pos_embed_for_range((0, 0, 0), (frames, rows, cols), device=x.device)
-                shift = diffusion_model._get_rotary_pos_embed_for_range((0, 0, cols), (1, 1, cols + 1), device=x.device)
-            return table[None, None].float(), shift.reshape(1, 1, 1, *shift.shape[-3:]).float()
+                table = diffusion_model.get_rotary_pos_embed_for_components([(frames, rows, cols)], device=x.device)
+            table = heads_axis_first(table).float()
+            return table, column_extent_rotation(table, cols)
 
         image_rotations, shift_rotation = self.cached((frames, rows, cols, x.device), make)
         return CallLayout(
