@@ -11,10 +11,10 @@ along the width axis), the embedders' heads-axis normalisation and identity padd
 A family with a new position scheme adds its function here.
 
 Two pairings of channels into rotated pairs exist among the hosts' models (the scheme a CallLayout names):
-- INTERLEAVED (Flux, Qwen-Image, HiDream, Lumina): pair i is channels (2i, 2i+1).
-- SPLIT_HALF ("rotate half", Llama/Qwen-style; Ideogram 4's ck.rms_rope_split_half, HiDream-O1's Qwen3-VL
-  decoder): pair i is channels (i, i + D/2). The tables have the same (..., D/2, 2, 2) layout, one 2x2
-  matrix per pair; only which channels form a pair differs.
+- INTERLEAVED (the EmbedND-style DiTs): pair i is channels (2i, 2i+1).
+- SPLIT_HALF ("rotate half", as language-model decoders rotate; ComfyUI's ck.rms_rope_split_half and its
+  Llama apply_rope): pair i is channels (i, i + D/2). The tables have the same (..., D/2, 2, 2) layout, one
+  2x2 matrix per pair; only which channels form a pair differs.
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ def column_extent_rotation(table: torch.Tensor, cols: int) -> torch.Tensor:
     across = row[cols - 1] @ row[0].transpose(-1, -2)
     step = row[1] @ row[0].transpose(-1, -2)
     return (across @ step).reshape(1, 1, 1, -1, 2, 2).float()
+
 
 INTERLEAVED = "interleaved"
 SPLIT_HALF = "split_half"
