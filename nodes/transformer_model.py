@@ -13,6 +13,7 @@ from ..stylealign_core import HeldReference, StyleAlignedError, StyleAlignedOpti
 from ..stylealign_core.transformer import SharedAttentionOverride, TransformerFamily, TransformerSharing, family_for
 from ..stylealign_core.transformer.model_call import TransformerModelCall
 from ..stylealign_core.transformer.pre_rope_patch import PreRopeAdaIN
+from ..stylealign_core.transformer.refused import refused_family_for
 from .family_names import supported_models_text
 from .patch_set import install_patch_set
 
@@ -25,6 +26,9 @@ def transformer_family(model, node_name: str) -> Optional[TransformerFamily]:
     if all(hasattr(diffusion_model, name) for name in ("input_blocks", "middle_block", "output_blocks")):
         return None
     family = family_for(diffusion_model)
+    refused = refused_family_for(diffusion_model) if family is None else None
+    if refused is not None:
+        raise StyleAlignedError(refused.refusal(node_name))
     if family is None:
         described = f"{type(model.model).__name__} ({type(diffusion_model).__module__}.{type(diffusion_model).__name__})"
         raise StyleAlignedError(

@@ -30,7 +30,7 @@ from ..share_flags import ShareFlags
 from .attention_mask import as_key_mask, extended_over_appended, rows_of
 from .call_layout import CALL_LAYOUT_KEY, CallLayout
 from .family import BlockKey, TransformerFamily
-from .rope import rotate, unrotate
+from .rope import ROTATIONS
 
 @dataclass(frozen=True)
 class TransformerSharing:
@@ -127,7 +127,7 @@ class SharedAttentionOverride:
         if flags.share:
             reference_keys = k_r[:, :, image]
             if self.sharing.position_shift and layout.shift_rotation is not None:
-                reference_keys = rotate(reference_keys, layout.shift_rotation)
+                reference_keys = ROTATIONS[layout.rope_scheme][0](reference_keys, layout.shift_rotation)
             if self.sharing.key_scale != 1.0:
                 reference_keys = reference_keys.float() * self.sharing.key_scale
             reference_keys = reference_keys.to(k.dtype)
@@ -196,6 +196,7 @@ def _adain_image_tokens_(targets: torch.Tensor, references: torch.Tensor, target
     """
     image = layout.image_slice
     rotations = layout.image_rotations if rotated else None
+    rotate, unrotate = ROTATIONS[layout.rope_scheme]
 
     def before_rope(tokens: torch.Tensor) -> torch.Tensor:
         return unrotate(tokens, rotations) if rotations is not None else tokens.float()

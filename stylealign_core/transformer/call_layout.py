@@ -13,6 +13,7 @@ from typing import Callable, Optional
 import torch
 
 from ..batch_layout import BatchLayout
+from .rope import INTERLEAVED
 
 CALL_LAYOUT_KEY = "stylealigned_call_layout"
 
@@ -35,6 +36,8 @@ class CallLayout:
     # Rotation by the position shift (e.g. the image width along the width axis), (1, 1, 1, D/2, 2, 2), or
     # None for no shift.
     shift_rotation: Optional[torch.Tensor] = None
+    # Which channels the rotations pair (rope.py): INTERLEAVED (2i, 2i+1) or SPLIT_HALF (i, i + D/2).
+    rope_scheme: str = INTERLEAVED
     # The attention override of the patch set that built this layout: an override of an earlier, replaced
     # set that another pack still wraps must leave the calls alone.
     owner: Optional[object] = None

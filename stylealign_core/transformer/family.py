@@ -154,3 +154,26 @@ def _split_heads(t: torch.Tensor, heads: int) -> torch.Tensor:
 def latent_grid(x: torch.Tensor, patch: int) -> tuple[int, int]:
     """Image tokens along height and width after the model pads the latent to its patch size."""
     return -(-x.shape[-2] // patch), -(-x.shape[-1] // patch)
+
+
+class SelfThenCrossFamily(PlannedBlocksFamily):
+    """A family whose image blocks call an image-only self-attention, then a cross-attention to the text,
+    both with the same block tags (block_index) and possibly the same shapes (text as long as the image):
+    only the call order tells them apart, so the calls are planned (self_then_cross_plan) and the block
+    index is read from the tag (a node that skips whole blocks keeps the self/cross parity)."""
+
+    # The one group of the image blocks' self-attention.
+    image_blocks: str = "blocks"
+
+    def block_key(self, transformer_options: dict, call_index: int) -> Optional[BlockKey]:
+        planned = super().block_key(transformer_options, call_index)
+        if planned is None:
+            return None
+        index = transformer_options.get("block_index")
+        return (planned[0], int(index)) if index is not None else planned
+
+    def self_then_cross_plan(self, calls_before: int, blocks: int, image_tokens: int) -> tuple:
+        """(block key or None, image_start, tokens) per attention call: calls_before unshared calls (text
+        encoder blocks), then per block its self-attention (shared) and its cross-attention (never)."""
+        own = tuple(call for i in range(blocks) for call in (((self.image_blocks, i), 0, image_tokens), (None, 0, None)))
+        return ((None, 0, None),) * calls_before + own
