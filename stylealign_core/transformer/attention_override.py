@@ -8,7 +8,10 @@ the same conditioning chunk (image tokens I, RoPE rotation R(p) per token, shift
     k_t[I] = R(p) AdaIN(R(-p) k_t[I], R(-p) k_r[I])          (adain_keys)
     out_t  = attention(q_t, [k_t ; lambda R(delta) k_r[I]], [v_t ; v_r[I]])
     out_r  = attention(q_r, k_r, v_r)                           (the reference: unchanged)
-Statistics per (head, channel) over the image tokens, float32 (maths.adain). Text and extra tokens are
+Statistics per (head, channel) over the image tokens, float32 (maths.adain). A model whose call attends a
+suffix of its tokens to all of them (CallLayout.query_start) has its queries' image tokens read at that
+offset; K/V with fewer heads than Q (grouped-query attention) are shared as they are, the backend's own
+keywords (enable_gqa, scale) forwarded to both calls. Text and extra tokens are
 never normalised or shared. Reference rows and target rows are separate backend calls, so any backend
 (sage, flash, xformers) keeps working; reference_strength != 1 adds log(strength) to the appended keys'
 logits through an additive mask on the target call. A call's own attention mask (text
@@ -30,7 +33,7 @@ from ..share_flags import ShareFlags
 from .attention_mask import as_key_mask, extended_over_appended, rows_of
 from .call_layout import CALL_LAYOUT_KEY, CallLayout
 from .family import BlockKey, TransformerFamily
-from .rope import rotate, unrotate
+from .rope import ROTATIONS
 
 @dataclass(frozen=True)
 class TransformerSharing:
@@ -84,7 +87,7 @@ class SharedAttentionOverride:
         tokens = call_layout.image_start + call_layout.image_tokens
         if (
             q.shape[0] != layout.batch.rows or k.shape[0] != q.shape[0] or v.shape[0] != q.shape[0]
-            or q.shape[2] != k.shape[2] or k.shape[2] != v.shape[2] or k.shape[2] < tokens
+            or q.shape[2] != k.shape[2] - call_layout.query_start or k.shape[2] != v.shape[2] or k.shape[2] < tokens
             or (call_layout.call_tokens is not None and k.shape[2] != call_layout.call_tokens)
         ):
             return self._pass_through(layout, "its rows or token count", backend, args, kwargs)
@@ -114,7 +117,7 @@ class SharedAttentionOverride:
         q_r, k_r, v_r = (t.index_select(0, reference_rows) for t in (q, k, v))
         q_t, k_t, v_t = (t.index_select(0, target_rows) for t in (q, k, v))
         if flags.adain_queries:
-            _adain_image_tokens_(q_t, q_r, target_chunk, layout, rotated=True)
+            _adain_image_tokens_(q_t, q_r, target_chunk, layout, rotated=True, query_start=layout.query_start)
         if flags.adain_keys:
             _adain_image_tokens_(k_t, k_r, target_chunk, layout, rotated=True)
         if flags.adain_values:
@@ -124,7 +127,7 @@ class SharedAttentionOverride:
         if flags.share:
             reference_keys = k_r[:, :, image]
             if self.sharing.position_shift and layout.shift_rotation is not None:
-                reference_keys = rotate(reference_keys, layout.shift_rotation)
+                reference_keys = ROTATIONS[layout.rope_scheme][0](reference_keys, layout.shift_rotation)
             if self.sharing.key_scale != 1.0:
                 reference_keys = reference_keys.float() * self.sharing.key_scale
             reference_keys = reference_keys.to(k.dtype)
@@ -145,14 +148,16 @@ def _with_mask(kwargs: dict, mask: Optional[torch.Tensor]) -> dict:
     return kwargs if mask is None else dict(kwargs, mask=mask)
 
 
-def _adain_image_tokens_(targets: torch.Tensor, references: torch.Tensor, target_chunk: torch.Tensor, layout: CallLayout, rotated: bool) -> None:
+def _adain_image_tokens_(targets: torch.Tensor, references: torch.Tensor, target_chunk: torch.Tensor, layout: CallLayout, rotated: bool, query_start: int = 0) -> None:
     """In place: the targets' image tokens AdaIN-normalised to their chunk's reference, before RoPE.
 
     targets (T, H, L, D) and references (chunks, H, L, D) as the backend receives them; statistics per
-    (head, channel) over the image tokens in float32.
+    (head, channel) over the image tokens in float32. query_start: the tensors' first token is that token of
+    the joint sequence (queries that are a suffix of the keys).
     """
-    image = layout.image_slice
+    image = slice(layout.image_start - query_start, layout.image_start - query_start + layout.image_tokens)
     rotations = layout.image_rotations if rotated else None
+    rotate, unrotate = ROTATIONS[layout.rope_scheme]
 
     def before_rope(tokens: torch.Tensor) -> torch.Tensor:
         return unrotate(tokens, rotations) if rotations is not None else tokens.float()

@@ -13,6 +13,7 @@ from typing import Callable, Optional
 import torch
 
 from ..batch_layout import BatchLayout
+from .rope import INTERLEAVED
 
 CALL_LAYOUT_KEY = "stylealigned_call_layout"
 
@@ -24,6 +25,10 @@ class CallLayout:
     # Everything else (text, padding, Kontext/edit reference latents) is never normalised or shared.
     image_start: int
     image_tokens: int
+    # Where the call's queries start in the joint sequence: 0 when queries and keys are the same tokens; a
+    # model that attends a suffix of its tokens to all of them (a decoder's generation pass after a causal
+    # prompt: its queries are [query_start, L) of the L keys) gives that offset. The query of token i is query row i - query_start.
+    query_start: int = 0
     # Whether sharing is on at this step (start_percent/end_percent).
     active: bool = True
     # RoPE rotations of the image tokens, (1 or rows, 1, image_tokens, D/2, 2, 2), or None (no RoPE, or
@@ -32,6 +37,8 @@ class CallLayout:
     # Rotation by the position shift (e.g. the image width along the width axis), (1, 1, 1, D/2, 2, 2), or
     # None for no shift.
     shift_rotation: Optional[torch.Tensor] = None
+    # Which channels the rotations pair (rope.py): INTERLEAVED (2i, 2i+1) or SPLIT_HALF (i, i + D/2).
+    rope_scheme: str = INTERLEAVED
     # The attention override of the patch set that built this layout: an override of an earlier, replaced
     # set that another pack still wraps must leave the calls alone.
     owner: Optional[object] = None

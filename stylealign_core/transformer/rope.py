@@ -9,6 +9,12 @@ after the model rotated them, and R(p)^T = R(-p) undoes a rotation (AdaIN "befor
 Position maths the families share lives here once: row-major id grids, the shift rule (the image's extent
 along the width axis), the embedders' heads-axis normalisation and identity padding for partial RoPE.
 A family with a new position scheme adds its function here.
+
+Two pairings of channels into rotated pairs exist among the hosts' models (the scheme a CallLayout names):
+- INTERLEAVED (the EmbedND-style DiTs): pair i is channels (2i, 2i+1).
+- SPLIT_HALF ("rotate half", as language-model decoders rotate; ComfyUI's ck.rms_rope_split_half and its
+  Llama apply_rope): pair i is channels (i, i + D/2). The tables have the same (..., D/2, 2, 2) layout, one
+  2x2 matrix per pair; only which channels form a pair differs.
 """
 
 from __future__ import annotations
@@ -73,3 +79,31 @@ def image_and_shift_rotations(embed, ids: torch.Tensor, width_axis: int, device=
     if head_dim is not None and tables[0].shape[-3] * 2 < head_dim:
         tables = [pad_identity(t, head_dim // 2) for t in tables]
     return tables[0], tables[1]
+
+INTERLEAVED = "interleaved"
+SPLIT_HALF = "split_half"
+
+
+def _split_half_as_interleaved(x: torch.Tensor) -> torch.Tensor:
+    """Channels (x_0 .. x_{D/2-1}, x_{D/2} .. x_{D-1}) reordered to (x_0, x_{D/2}, x_1, x_{D/2+1}, ...): each
+    split-half pair next to each other, as the interleaved maths reads them."""
+    return x.reshape(*x.shape[:-1], 2, x.shape[-1] // 2).transpose(-1, -2).reshape(x.shape)
+
+
+def _interleaved_as_split_half(x: torch.Tensor) -> torch.Tensor:
+    """The inverse reordering of _split_half_as_interleaved."""
+    return x.reshape(*x.shape[:-1], x.shape[-1] // 2, 2).transpose(-1, -2).reshape(x.shape)
+
+
+def rotate_split_half(x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+    """R x with pair i = channels (i, i + D/2) (float32); rotations (..., L, D/2, 2, 2) as for rotate."""
+    return _interleaved_as_split_half(rotate(_split_half_as_interleaved(x), rotations))
+
+
+def unrotate_split_half(x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+    """R^T x with pair i = channels (i, i + D/2): the tokens before the model's split-half RoPE (float32)."""
+    return rotate_split_half(x, rotations.transpose(-1, -2))
+
+
+# scheme -> (rotate, unrotate)
+ROTATIONS = {INTERLEAVED: (rotate, unrotate), SPLIT_HALF: (rotate_split_half, unrotate_split_half)}
