@@ -30,6 +30,8 @@ class TinyDit:
     # Called on the built diffusion model after random weights (diffusion_model, seed): buffers a
     # checkpoint would fill.
     prepare: Optional[Callable[[torch.nn.Module, int], None]] = None
+    # The latent's height and width in dit_noise (pixel-space families need several of their patches).
+    noise_size: int = 8
 
 
 def plain_conditioning(context_dim: int, pooled_dim: int | None = None, llama: tuple | None = None, default_tokens: int = TEXT_TOKENS):
