@@ -78,7 +78,7 @@ def test_override_adain_before_split_half_rope_and_shift_match_the_equation():
         image_rotations=table(positions[image]), shift_rotation=table(torch.tensor([float(IMAGE)])), rope_scheme=SPLIT_HALF,
     )
     sharing = TransformerSharing(
-        shared_blocks=frozenset({("single", 0)}), flags=ShareFlags(adain_queries=True, adain_keys=True, adain_values=False, share=True), key_scale=1.1, position_shift=True)
+        shared_blocks=frozenset({("single", 0)}), flags=ShareFlags(True, True, False, True), key_scale=1.1, position_shift=True)
     override = SharedAttentionOverride(FluxFamily(), sharing)
 
     def backend(q, k, v, heads, skip_reshape=False, skip_output_reshape=False, transformer_options=None, mask=None):

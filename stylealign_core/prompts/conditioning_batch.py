@@ -10,8 +10,17 @@ conditionings; encoders that pad (T5 to 256 tokens) give prompts up to that leng
 exactly as encoded. Encoders that do not pad (Qwen2.5-VL, Qwen3) give lengths whose least common multiple explodes (25 and 26 tokens: 650); beyond the host's own limit on whole
 repetition (4x, comfy/conds.py CONDCrossAttn.can_concat) every prompt is instead extended cyclically to the
 longest one (its tokens repeated and cut there): bounded cost, approximate, and the node says so.
-Per-token outputs of the encoder (the attention mask Qwen3/Qwen2.5-VL encoders give, shape
-(1, T_i)) follow their tokens: extended the same way and batched.
+The encoder's other outputs (the conditioning dict) are batched by their shape, whatever the family:
+- one row per prompt (a tensor whose first axis is 1: a pooled vector (1, P), per-layer features such as
+  (1, layers, T, C), token ids (1, T)) -> the rows stacked along that axis. Where the prompts' rows differ
+  in one other axis, that is a token axis: it is brought to a common length the way the conditioning is (the
+  conditioning's own length when it runs along the conditioning's tokens, e.g. an attention mask (1, T_i);
+  its own whole or cyclic repetition otherwise, e.g. a second encoder's tokens). Masks must run along the
+  conditioning's tokens. Token ids (integer tensors that are not masks) cannot be lengthened without changing
+  the prompt: prompts whose ids differ in length are refused, naming the key and the counts.
+- an output without a row axis (one prompt's 1-D token list, a number) must be the same for every prompt;
+- an output some prompts give and others do not is refused (an attention mask is the exception: the hosts'
+  encoders drop an all-ones mask, so a missing one is all ones).
 Memory is bounded by construction: the batch (lines x common length x width) is filled in place, never
 built from stretched copies, and refused past MAX_BATCH_TOKENS token rows (lines x common length).
 """
@@ -76,36 +85,81 @@ def _stacked(rows: list[torch.Tensor], length: int) -> torch.Tensor:
 
 
 def stack_prompt_conditionings(entries: list[tuple[torch.Tensor, dict]], node_name: str) -> tuple[torch.Tensor, dict]:
-    """[(cond (1, T_i, C), extras_i)] -> (cond (N, common_token_length(T), C), extras with batched pooled_output)."""
+    """[(cond (1, T_i, C), extras_i)] -> (cond (N, common_token_length(T), C), extras batched by shape)."""
     if not entries:
         raise StyleAlignedError(f"{node_name}: no prompts to batch.")
     lengths = [cond.shape[1] for cond, _ in entries]
     check_token_budget(lengths, node_name)
     common_length, _ = common_token_length(lengths)
-    extras: dict = {}
-    for key in entries[0][1]:
-        values = [entry_extras.get(key) for _, entry_extras in entries]
-        if key == "pooled_output" and all(value is None for value in values):
-            extras[key] = None  # T5-only encoders give the key without a pooled output
-        elif key == "pooled_output":
-            if any(value is None for value in values):
-                raise StyleAlignedError(f"{node_name}: the text encoder gave a pooled output for some prompts only.")
-            extras[key] = torch.cat(values, dim=0)
-        elif all(_per_token(value, cond) for value, (cond, _) in zip(values, entries)):
-            extras[key] = _stacked(values, common_length)
-        elif all(_same(values[0], value) for value in values[1:]):
-            extras[key] = values[0]
-        else:
-            raise StyleAlignedError(
-                f"{node_name}: the text encoder's '{key}' output differs between prompts, so they cannot share one "
-                f"conditioning batch."
-            )
+    keys = list(dict.fromkeys(key for _, entry_extras in entries for key in entry_extras))
+    extras = {key: _batched_output(key, [entry_extras.get(key, _MISSING) for _, entry_extras in entries], lengths, common_length, node_name)
+              for key in keys}
     return _stacked([cond for cond, _ in entries], common_length), extras
 
 
-def _per_token(value, cond: torch.Tensor) -> bool:
-    """A (1, tokens) tensor aligned with its prompt's (1, tokens, C) conditioning, e.g. an attention mask."""
-    return torch.is_tensor(value) and value.dim() == 2 and value.shape[0] == 1 and value.shape[1] == cond.shape[1]
+_MISSING = object()
+
+
+def _is_mask(key: str) -> bool:
+    return "mask" in key
+
+
+def _lines(indices) -> str:
+    return ", ".join(str(index + 1) for index in indices)
+
+
+def _batched_output(key: str, values: list, lengths: list[int], common_length: int, node_name: str):
+    """One encoder output of every prompt as one batched value (see the module docstring)."""
+    absent = [i for i, value in enumerate(values) if value is _MISSING or value is None]
+    if len(absent) == len(values):
+        return None
+    if absent:
+        present = values[next(i for i in range(len(values)) if i not in absent)]
+        if _is_mask(key) and torch.is_tensor(present) and present.dim() == 2:  # dropped as all ones by the encoder
+            values = [torch.ones((1, lengths[i]), dtype=present.dtype) if i in absent else value for i, value in enumerate(values)]
+        elif key == "pooled_output":
+            raise StyleAlignedError(f"{node_name}: the text encoder gave a pooled output for some prompts only.")
+        else:
+            raise StyleAlignedError(
+                f"{node_name}: the text encoder gives '{key}' for line(s) {_lines(i for i in range(len(values)) if i not in absent)} "
+                f"but not for line(s) {_lines(absent)} (an output only some prompts produce, e.g. for quoted text), so they "
+                f"cannot share one conditioning batch. Write the lines alike in this respect, or use one prompt for the set."
+            )
+    if not all(torch.is_tensor(value) for value in values):
+        if all(_same(values[0], value) for value in values[1:]):
+            return values[0]
+        raise _differs(key, node_name)
+    if not all(value.dim() >= 2 and value.shape[0] == 1 for value in values):  # no row axis: one prompt's value
+        if all(_same(values[0], value) for value in values[1:]):
+            return values[0]
+        raise _differs(key, node_name, " (it has no batch axis: the model reads one per conditioning)")
+    shapes = [tuple(value.shape) for value in values]
+    differing = [axis for axis in range(1, len(shapes[0])) if len({shape[axis] for shape in shapes if len(shape) == len(shapes[0])}) > 1]
+    if any(len(shape) != len(shapes[0]) for shape in shapes) or len(differing) > 1:
+        raise _differs(key, node_name)
+    if not differing:
+        return torch.cat([value.to(values[0].device) for value in values], dim=0)
+    axis = differing[0]
+    axis_lengths = [shape[axis] for shape in shapes]
+    along_tokens = axis == 1 and axis_lengths == lengths
+    if _is_mask(key) and not along_tokens:
+        raise _differs(key, node_name, " (a mask that does not run along the prompts' tokens)")
+    if not _is_mask(key) and not (values[0].is_floating_point() or values[0].is_complex()):
+        raise StyleAlignedError(
+            f"{node_name}: the prompts give {'/'.join(str(n) for n in axis_lengths)} tokens in the text encoder's '{key}' "
+            f"output (token ids), which cannot be lengthened without changing the prompt, so they cannot share one "
+            f"conditioning batch. Make the lines tokenize to the same length (add or remove words), or use one prompt "
+            f"for the set."
+        )
+    length = common_length if along_tokens else common_token_length(axis_lengths)[0]
+    return _stacked([value.movedim(axis, 1) for value in values], length).movedim(1, axis).contiguous()
+
+
+def _differs(key: str, node_name: str, why: str = "") -> StyleAlignedError:
+    return StyleAlignedError(
+        f"{node_name}: the text encoder's '{key}' output differs between prompts{why}, so they cannot share one "
+        f"conditioning batch."
+    )
 
 
 def _same(a, b) -> bool:

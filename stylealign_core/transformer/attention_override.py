@@ -8,7 +8,10 @@ the same conditioning chunk (image tokens I, RoPE rotation R(p) per token, shift
     k_t[I] = R(p) AdaIN(R(-p) k_t[I], R(-p) k_r[I])          (adain_keys)
     out_t  = attention(q_t, [k_t ; lambda R(delta) k_r[I]], [v_t ; v_r[I]])
     out_r  = attention(q_r, k_r, v_r)                           (the reference: unchanged)
-Statistics per (head, channel) over the image tokens, float32 (maths.adain). Text and extra tokens are
+Statistics per (head, channel) over the image tokens, float32 (maths.adain). A model whose call attends a
+suffix of its tokens to all of them (CallLayout.query_start) has its queries' image tokens read at that
+offset; K/V with fewer heads than Q (grouped-query attention) are shared as they are, the backend's own
+keywords (enable_gqa, scale) forwarded to both calls. Text and extra tokens are
 never normalised or shared. Reference rows and target rows are separate backend calls, so any backend
 (sage, flash, xformers) keeps working; reference_strength != 1 adds log(strength) to the appended keys'
 logits through an additive mask on the target call. A call's own attention mask (text
@@ -87,7 +90,7 @@ class SharedAttentionOverride:
         tokens = call_layout.image_start + call_layout.image_tokens
         if (
             q.shape[0] != layout.batch.rows or k.shape[0] != q.shape[0] or v.shape[0] != q.shape[0]
-            or q.shape[2] != k.shape[2] or k.shape[2] != v.shape[2] or k.shape[2] < tokens
+            or q.shape[2] != k.shape[2] - call_layout.query_start or k.shape[2] != v.shape[2] or k.shape[2] < tokens
             or (call_layout.call_tokens is not None and k.shape[2] != call_layout.call_tokens)
         ):
             return self._pass_through(layout, "its rows or token count", backend, args, kwargs)
@@ -117,7 +120,7 @@ class SharedAttentionOverride:
         q_r, k_r, v_r = (t.index_select(0, reference_rows) for t in (q, k, v))
         q_t, k_t, v_t = (t.index_select(0, target_rows) for t in (q, k, v))
         if flags.adain_queries:
-            _adain_image_tokens_(q_t, q_r, target_chunk, layout, rotated=True)
+            _adain_image_tokens_(q_t, q_r, target_chunk, layout, rotated=True, query_start=layout.query_start)
         if flags.adain_keys:
             _adain_image_tokens_(k_t, k_r, target_chunk, layout, rotated=True)
         if flags.adain_values:
@@ -188,13 +191,14 @@ def _with_mask(kwargs: dict, mask: Optional[torch.Tensor]) -> dict:
     return kwargs if mask is None else dict(kwargs, mask=mask)
 
 
-def _adain_image_tokens_(targets: torch.Tensor, references: torch.Tensor, target_chunk: torch.Tensor, layout: CallLayout, rotated: bool) -> None:
+def _adain_image_tokens_(targets: torch.Tensor, references: torch.Tensor, target_chunk: torch.Tensor, layout: CallLayout, rotated: bool, query_start: int = 0) -> None:
     """In place: the targets' image tokens AdaIN-normalised to their chunk's reference, before RoPE.
 
     targets (T, H, L, D) and references (chunks, H, L, D) as the backend receives them; statistics per
-    (head, channel) over the image tokens in float32.
+    (head, channel) over the image tokens in float32. query_start: the tensors' first token is that token of
+    the joint sequence (queries that are a suffix of the keys).
     """
-    image = layout.image_slice
+    image = slice(layout.image_start - query_start, layout.image_start - query_start + layout.image_tokens)
     rotations = layout.image_rotations if rotated else None
     rotate, unrotate = ROTATIONS[layout.rope_scheme]
 

@@ -25,6 +25,10 @@ class CallLayout:
     # Everything else (text, padding, Kontext/edit reference latents) is never normalised or shared.
     image_start: int
     image_tokens: int
+    # Where the call's queries start in the joint sequence: 0 when queries and keys are the same tokens; a
+    # model that attends a suffix of its tokens to all of them (a decoder's generation pass after a causal
+    # prompt: its queries are [query_start, L) of the L keys) gives that offset. The query of token i is query row i - query_start.
+    query_start: int = 0
     # Whether sharing is on at this step (start_percent/end_percent).
     active: bool = True
     # The image tokens as this many equal consecutive groups: a video's latent frames (time-major); 1 for

@@ -90,6 +90,7 @@ def tiny_dit(kind: str, seed: int = 0, dtype: torch.dtype = torch.float32):
 
     spec = TINY_DITS[kind]
     model_config = getattr(comfy.supported_models, spec.config_class)(host_unet_config(kind))
+    model_config.unet_config.update(host_unet_config(kind))  # the tiny sizes win over the class's unet_extra_config
     model_config.set_inference_dtype(dtype, None)
     model = model_config.get_model({}, device=torch.device("cpu"))
     _randomise(model.diffusion_model, seed)
@@ -105,9 +106,10 @@ def dit_conditioning(kind: str, **kwargs) -> list:
     return TINY_DITS[kind].conditioning(**kwargs)
 
 
-def dit_noise(kind: str, batch: int, seed: int = 0, size: int = 8) -> torch.Tensor:
+def dit_noise(kind: str, batch: int, seed: int = 0, size: int | None = None) -> torch.Tensor:
     spec = TINY_DITS[kind]
     generator = torch.Generator().manual_seed(seed)
+    size = spec.noise_size if size is None else size
     frames = (spec.frames,) if spec.video_latent else ()
     return torch.randn(batch, spec.latent_channels, *frames, size, size, generator=generator)
 

@@ -33,6 +33,8 @@ class TinyDit:
     prepare: Optional[Callable[[torch.nn.Module, int], None]] = None
     # Submodules the model keeps in float32 whatever its dtype (a checkpoint loads them so).
     keep_float32: tuple = ()
+    # The latent's height and width in dit_noise (pixel-space families need several of their patches).
+    noise_size: int = 8
 
 
 def plain_conditioning(context_dim: int, pooled_dim: int | None = None, llama: tuple | None = None, default_tokens: int = TEXT_TOKENS):
