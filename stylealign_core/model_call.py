@@ -69,7 +69,9 @@ class StyleAlignedModelCall:
         (block kind, block id, transformer index) or (block kind, block id); they are left to that node.
         """
         # Checked here, before the UNet runs, so a bad batch is one clear error and not a traceback.
-        layout = batch_layout(x.shape[0], cond_or_uncond, self.options.reference_index, self.held_reference is not None)
+        layout = batch_layout(
+            x.shape[0], cond_or_uncond, self.options.reference_index, self.held_reference is not None, self.options.references
+        )
         if self.held_reference is not None:
             x = self.held_reference.hold_input(x, timestep, layout)
         sigma = float(timestep.max())

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
+
+from .references import WeightedReferences
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,9 @@ class StyleAlignedOptions:
     # UNets: every GroupNorm takes a target's statistics over its own and its chunk's reference's feature
     # maps (the authors' share_group_norm); the reference normalises alone.
     share_group_norm: bool = False
+    # Several weighted references (StyleAlignedReferences); reference_index is then the first one's slot.
+    # None: the one reference at reference_index, weight 1.
+    references: Optional[WeightedReferences] = None
 
     @property
     def logit_shift(self) -> float:

@@ -56,7 +56,8 @@ class TransformerModelCall:
     def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options=None, **kwargs):
         transformer_options = dict(transformer_options or {})
         batch: BatchLayout = batch_layout(
-            x.shape[0], transformer_options.get("cond_or_uncond"), self.options.reference_index, self.held_reference is not None
+            x.shape[0], transformer_options.get("cond_or_uncond"), self.options.reference_index, self.held_reference is not None,
+            self.options.references,
         )
         if self.held_reference is not None:
             x = self.held_reference.hold_input(x, t, batch)
