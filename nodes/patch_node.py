@@ -24,6 +24,7 @@ from .host_model import model_family, noise_scaling, percent_to_sigma, self_atte
 from .transformer_model import install_transformer_route, transformer_family_host
 from .family_names import default_blocks_text, default_key_scale_text, paper_models_text, supported_models_text
 from .reference_type import StyleAlignedReference
+from .references_node import StyleAlignedReferenceList, chosen_references
 from .schema_features import search_words, with_advanced_inputs
 from .input_checks import check_inputs
 
@@ -156,6 +157,13 @@ class StyleAlignedPatch(io.ComfyNode):
                     "authors' share_group_norm), pulling overall colour and contrast towards the reference; the "
                     "reference itself is unchanged.",
                 ),
+                StyleAlignedReferenceList.Input(
+                    "references", optional=True,
+                    tooltip="Optional: several references with weights (StyleAligned References nodes). Then every "
+                    "listed slot is a reference, generated as without the pack, and each target blends their styles by "
+                    "weight; reference_index is not used (a real image on the reference input is held on the first "
+                    "listed slot). Not with full_attention_sharing; share_group_norm takes one reference.",
+                ),
             ],
             outputs=[io.Model.Output(tooltip="A patched copy of the model; connect it to the sampler.")],
         ), *ADVANCED_INPUTS)
@@ -183,8 +191,12 @@ class StyleAlignedPatch(io.ComfyNode):
         adain_on: str = ADAIN_DEFAULT,
         full_attention_sharing: bool = False,
         share_group_norm: bool = False,
+        references=None,
     ) -> io.NodeOutput:
         check_inputs(cls, locals())
+        chosen = None if references is None else listed_references(references, full_attention_sharing, share_group_norm)
+        if chosen is not None:
+            reference_index = chosen.slots[0]
         if start_percent > end_percent:
             raise StyleAlignedError(
                 f"{NODE_ID}: start_percent ({start_percent}) is after end_percent ({end_percent}); "
@@ -206,6 +218,7 @@ class StyleAlignedPatch(io.ComfyNode):
             adain_on_projections=adain_on_projections(adain_on),
             full_attention_sharing=full_attention_sharing,
             share_group_norm=share_group_norm,
+            references=chosen,
         )
         family_host = transformer_family_host(model, NODE_ID)
         held_reference = None if reference is None else hold_reference(model, reference)
@@ -244,6 +257,22 @@ def patch_transformer(
         logit_shift=options.logit_shift if options.needs_logit_shift and options.reference_strength > 0 else 0.0,
     )
     return install_transformer_route(model, family_host, options, sharing, held_reference)
+
+
+def listed_references(references, full_attention_sharing: bool, share_group_norm: bool):
+    """The weighted references of the `references` input, checked against the options they cannot go with."""
+    chosen = chosen_references(references, NODE_ID)
+    if full_attention_sharing:
+        raise StyleAlignedError(
+            f"{NODE_ID}: references is connected but full_attention_sharing is on, which has no references (every "
+            f"image attends to every image). Turn full_attention_sharing off, or disconnect references."
+        )
+    if share_group_norm and chosen.several:
+        raise StyleAlignedError(
+            f"{NODE_ID}: share_group_norm shares each GroupNorm with one reference, but references lists "
+            f"{len(chosen.slots)} of weight above 0. Turn share_group_norm off, or list one reference."
+        )
+    return chosen
 
 
 def hold_reference(model, reference) -> HeldReference:
