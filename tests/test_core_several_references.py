@@ -348,3 +348,32 @@ def test_transformer_identical_references_equal_one_without_position_shift():
     torch.testing.assert_close(two[2:], one[2:], atol=1e-5, rtol=0)
     shifted = run_override(q, k, v, transformer_layout(batch_layout(4, [0], 0, references=references((0, 0.4), (1, 0.6)))))
     assert (shifted[2:] - one[2:]).abs().max() > 1e-3
+
+
+# ---- a set in batches ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("set_size, slots, per_batch", [(9, (0, 1), 4), (8, (3, 1), 5), (7, (2, 0, 5), 6), (10, (0, 4), 5)])
+def test_every_batch_holds_every_reference_at_its_slot(set_size, slots, per_batch):
+    from stylealign_core.sets import plan_chunks
+
+    plan = plan_chunks(set_size, slots[0], per_batch, "StyleAlignedSplitSet", more_references=slots[1:])
+    assert len(plan.chunks) > 1
+    covered = set()
+    for rows in plan.chunks:
+        assert len(rows) <= per_batch and len(set(rows)) == len(rows)
+        assert all(rows[slot] == slot for slot in slots)  # the set index is the batch slot the patch reads
+        targets = [index for index in rows if index not in slots]
+        assert targets == sorted(targets) and targets
+        covered.update(targets)
+    assert covered == set(range(set_size)) - set(slots)
+    description = plan.describe()
+    assert all(f"{slot} (reference {number})" in description for number, slot in enumerate(slots, start=1))
+
+
+def test_split_errors_name_the_node():
+    from stylealign_core.sets import plan_chunks
+
+    with pytest.raises(StyleAlignedError, match="StyleAlignedSplitSet: images_per_batch \\(3\\) must be more than 3"):
+        plan_chunks(8, 0, 3, "StyleAlignedSplitSet", more_references=(3,))
+    with pytest.raises(StyleAlignedError, match="StyleAlignedSplitSet: references lists slot 9"):
+        plan_chunks(8, 0, 4, "StyleAlignedSplitSet", more_references=(9,))

@@ -227,3 +227,32 @@ def test_flux_no_leakage_between_targets(dit, dit_kind):
     assert max_diff(first[3], second[3]) > 0.1
     for untouched in (0, 1, 2):
         assert max_diff(first[untouched], second[untouched]) < 1e-5
+
+
+# ---- a set in batches (StyleAlignedSplitSet with references) ------------------------------------------
+
+def test_split_set_with_two_references_equals_one_batch(pack):
+    """Every batch holds both references at their slots; sampled batch by batch and gathered, the set equals
+    the whole set in one batch (float64 model: the split alone could make a difference)."""
+    model = tiny_model("sd15", dtype=torch.float64)
+    references = listed((0, 1.0), (2, 0.5))
+    patched = style_aligned(model, references=references)
+    positive, negative = tiny_conditioning("sd15", batch=7, seed=3), tiny_conditioning("sd15", seed=4)
+    latent = {"samples": torch.zeros(7, 4, 8, 8)}
+
+    def ksampler(latent_part, positive_part, negative_part):
+        return host_node_class("KSampler")().sample(patched, 7, 3, 3.0, "euler", "normal", positive_part, negative_part, latent_part)[0]["samples"]
+
+    output = host_node_class("StyleAlignedSplitSet").execute(
+        positive=positive, negative=negative, latent=latent, reference_index=0, images_per_batch=4, references=references)
+    positives, negatives, latents, plan = output.result
+    assert plan.chunks == ((0, 1, 2, 3), (0, 4, 2, 5), (0, 6, 2))
+    assert "batch 3: images 0 (reference 1), 6, 2 (reference 2)" in plan.describe()
+    parts = [ksampler(l, p, n) for p, n, l in zip(positives, negatives, latents)]
+    chunked = host_node_class("StyleAlignedGatherSet").execute(images=parts, set_chunks=[plan]).result[0]
+    one_batch = ksampler(latent, positive, negative)
+    assert float((chunked - one_batch).abs().max()) <= 1e-4
+    plain = host_node_class("KSampler")().sample(model, 7, 3, 3.0, "euler", "normal", positive, negative, latent)[0]["samples"]
+    for reference in (0, 2):
+        assert float((one_batch[reference] - plain[reference]).abs().max()) <= 1e-4
+    assert all(float((one_batch[i] - plain[i]).abs().max()) > 1e-2 for i in (1, 3, 4, 5, 6))
