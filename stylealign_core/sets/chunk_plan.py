@@ -119,45 +119,20 @@ def _check_part(chunk_count: int, part_index: int, part_count: int, node_name: s
 
 def plan_chunks(set_size: int, reference_index: int, images_per_batch: int, node_name: str,
                 part_index: int = 0, part_count: int = 1, more_references: tuple[int, ...] = ()) -> SetChunks:
-    if more_references:
-        chunks = _chunks_with_references(set_size, (reference_index,) + tuple(more_references), images_per_batch, node_name)
-    else:
-        chunks = _chunks(set_size, reference_index, images_per_batch, node_name)
+    chunks = _chunks(set_size, (reference_index,) + tuple(more_references), images_per_batch, node_name)
     _check_part(len(chunks), part_index, part_count, node_name)
     return SetChunks(set_size, reference_index, chunks, images_per_batch, part_index, part_count, tuple(more_references))
 
 
-def _chunks_with_references(set_size: int, slots: tuple[int, ...], images_per_batch: int, node_name: str):
+def _chunks(set_size: int, slots: tuple[int, ...], images_per_batch: int, node_name: str) -> tuple[tuple[int, ...], ...]:
     """Every chunk: each reference at its slot, the targets in set order in the other slots."""
-    outside = [slot for slot in slots if not 0 <= slot < set_size]
-    if outside:
-        raise StyleAlignedError(
-            f"{node_name}: references lists slot {outside[0]} but the set has {set_size} images (valid 0..{set_size - 1}). "
-            f"Set each reference's slot (StyleAlignedReferences, slot) to an image of the set."
-        )
-    if set_size <= len(slots):
-        raise StyleAlignedError(
-            f"{node_name}: every image of the set of {set_size} is a reference; add at least one target to the latent."
-        )
-    if images_per_batch == 1 or images_per_batch < 0:
-        raise StyleAlignedError(
-            f"{node_name}: images_per_batch is {images_per_batch}; every batch holds the references, so it needs at "
-            f"least {len(slots) + 1} (the {len(slots)} references and one target), or 0 for the whole set in one batch."
-        )
+    _check_chunking(set_size, slots, images_per_batch, node_name)
     if images_per_batch == WHOLE_SET or images_per_batch >= set_size:
         return (tuple(range(set_size)),)
-    highest = max(slots)
-    if images_per_batch <= max(highest, len(slots)):
-        raise StyleAlignedError(
-            f"{node_name}: images_per_batch ({images_per_batch}) must be more than {max(highest, len(slots))}: every "
-            f"batch holds the {len(slots)} references at their slots ({', '.join(map(str, slots))}), where "
-            f"StyleAlignedPatch looks for them, and at least one target. Raise images_per_batch, or list the "
-            f"references on earlier lines."
-        )
     targets = [index for index in range(set_size) if index not in slots]
     per_chunk = images_per_batch - len(slots)
     groups = [targets[start:start + per_chunk] for start in range(0, len(targets), per_chunk)]
-    needed = highest + 1 - len(slots)  # targets a chunk needs to reach the highest reference slot
+    needed = max(slots) + 1 - len(slots)  # targets a chunk needs to reach the highest reference slot
     if len(groups[-1]) < needed:
         groups[-1] = targets[-needed:]
     chunks = []
@@ -167,33 +142,47 @@ def _chunks_with_references(set_size: int, slots: tuple[int, ...], images_per_ba
     return tuple(chunks)
 
 
-def _chunks(set_size: int, reference_index: int, images_per_batch: int, node_name: str) -> tuple[tuple[int, ...], ...]:
+def _check_chunking(set_size: int, slots: tuple[int, ...], images_per_batch: int, node_name: str) -> None:
+    several, reference_index = len(slots) > 1, slots[0]
     if set_size < 2:
         raise StyleAlignedError(
             f"{node_name}: latent holds a set of {set_size} image; a set needs the reference and at least one target. "
             f"Use a latent batch of 2 or more (e.g. Empty Latent Image with batch_size from the prompt batch)."
         )
-    if not 0 <= reference_index < set_size:
+    outside = [slot for slot in slots if not 0 <= slot < set_size]
+    if outside and several:
+        raise StyleAlignedError(
+            f"{node_name}: references lists slot {outside[0]} but the set has {set_size} images (valid 0..{set_size - 1}). "
+            f"Set each reference's slot (StyleAlignedReferences, slot) to an image of the set."
+        )
+    if outside:
         raise StyleAlignedError(
             f"{node_name}: reference_index is {reference_index} but the set has {set_size} images (valid 0.."
             f"{set_size - 1}). Set it to the slot of the reference, the same as StyleAlignedPatch's reference_index."
         )
+    if set_size <= len(slots):
+        raise StyleAlignedError(
+            f"{node_name}: every image of the set of {set_size} is a reference; add at least one target to the latent."
+        )
     if images_per_batch == 1 or images_per_batch < 0:
+        needs = (f"{len(slots) + 1} (the {len(slots)} references and one target)" if several
+                 else "2 (the reference and one target). Use 2 or more")
         raise StyleAlignedError(
             f"{node_name}: images_per_batch is {images_per_batch}; every batch holds the reference, so it needs at "
-            f"least 2 (the reference and one target). Use 2 or more, or 0 for the whole set in one batch."
+            f"least {needs}, or 0 for the whole set in one batch."
         )
     if images_per_batch == WHOLE_SET or images_per_batch >= set_size:
-        return (tuple(range(set_size)),)
+        return
+    if several and images_per_batch <= max(max(slots), len(slots)):
+        raise StyleAlignedError(
+            f"{node_name}: images_per_batch ({images_per_batch}) must be more than {max(max(slots), len(slots))}: every "
+            f"batch holds the {len(slots)} references at their slots ({', '.join(map(str, slots))}), where "
+            f"StyleAlignedPatch looks for them, and at least one target. Raise images_per_batch, or list the "
+            f"references on earlier lines."
+        )
     if images_per_batch <= reference_index:
         raise StyleAlignedError(
             f"{node_name}: images_per_batch ({images_per_batch}) must be more than reference_index "
             f"({reference_index}): every batch holds the reference at slot reference_index, where StyleAlignedPatch "
             f"looks for it. Raise images_per_batch above {reference_index}, or put the reference on an earlier line."
         )
-    targets = [index for index in range(set_size) if index != reference_index]
-    per_chunk = images_per_batch - 1
-    groups = [targets[start:start + per_chunk] for start in range(0, len(targets), per_chunk)]
-    if len(groups[-1]) < reference_index:
-        groups[-1] = targets[-reference_index:]
-    return tuple(tuple(group[:reference_index]) + (reference_index,) + tuple(group[reference_index:]) for group in groups)
