@@ -49,23 +49,24 @@ def _adain_to_reference(tokens: torch.Tensor, layout: BatchLayout) -> torch.Tens
     return apply_affine(grouped, scale, shift).reshape(tokens.shape)
 
 
-def appended_slots(layout: BatchLayout) -> list[int]:
-    """For each slot of a chunk, in order, the slots whose tokens it gets appended (n per slot): a target
-    every reference's, in reference order; a reference its own n times (it attends to nothing new)."""
-    slots = layout.reference_slots
-    return [
-        source
-        for image in range(layout.images_per_chunk)
-        for source in ((image,) * len(slots) if image in slots else slots)
-    ]
+def _append_several(grouped: torch.Tensor, layout: BatchLayout) -> torch.Tensor:
+    """(chunks, images, L, C) -> (chunks, images, (1 + n) L, C): each image's own tokens, then n blocks; block
+    i holds reference i's tokens for a target and the image's own tokens for a reference (which so attends to
+    nothing new). Written into one buffer, each block from an expanded view (no intermediate copies)."""
+    chunks, images, tokens, channels = grouped.shape
+    slots = list(layout.reference_slots)
+    out = grouped.new_empty((chunks, images, 1 + len(slots), tokens, channels))
+    out[:, :, 0] = grouped
+    for block, slot in enumerate(slots, start=1):
+        out[:, :, block] = grouped[:, slot : slot + 1].expand(chunks, images, tokens, channels)
+        out[:, slots, block] = grouped[:, slots]
+    return out.view(chunks, images, -1, channels)
 
 
 def _append_reference_tokens(tokens: torch.Tensor, layout: BatchLayout) -> torch.Tensor:
     grouped = _grouped(tokens, layout)
     if layout.several:
-        sources = torch.tensor(appended_slots(layout), device=tokens.device)
-        appended = grouped.index_select(1, sources).reshape(layout.chunks, layout.images_per_chunk, -1, grouped.shape[-1])
-        return torch.cat([grouped, appended], dim=2).reshape(tokens.shape[0], -1, tokens.shape[-1])
+        return _append_several(grouped, layout).reshape(tokens.shape[0], -1, tokens.shape[-1])
     r = layout.reference_index
     # expand_as is a view: cat reads the reference's rows in place, no expanded copy is made.
     reference = grouped[:, r : r + 1].expand_as(grouped)

@@ -25,6 +25,8 @@ repetitions of its time over the unpatched time of the same repetition:
                      attention override); pack-inputs the pack with adain_on "inputs" (on request only)
     pack-full-sharing  full_attention_sharing (every image attends to every image of its chunk; on request)
     pack-shared-norm   share_group_norm on top of the default pack (on request)
+    pack-two-references  two weighted references (slots 0 and 1, weights 1 and 0.5; StyleAlignedReferences) in
+                     the same batch, so one target fewer than "pack" (on request)
 Peak memory: CUDA, torch.cuda.max_memory_allocated over one forward (absolute, weights included, and above
 what was allocated before the forward); CPU, the peak of live CPU allocations during one forward, summed
 from the torch profiler's allocation events (tracemalloc does not see torch's allocator).
@@ -270,7 +272,23 @@ PACK_OPTIONS = {
     "pack-inputs": {"adain_on_projections": False},
     "pack-full-sharing": {"full_attention_sharing": True},
     "pack-shared-norm": {"adain_on_projections": True, "share_group_norm": True},
+    # (slot, weight) pairs become StyleAlignedOptions.references in make_variants.
+    "pack-two-references": {"adain_on_projections": True, "references": ((0, 1.0), (1, 0.5))},
+    "pack-two-references-inputs": {"adain_on_projections": False, "references": ((0, 1.0), (1, 0.5))},
+    "pack-inputs-one-reference": {"adain_on_projections": False},
 }
+
+
+def pack_options(name: str):
+    from stylealign_core import StyleAlignedOptions
+    from stylealign_core.references import WeightedReferences
+
+    values = dict(PACK_OPTIONS[name])
+    pairs = values.pop("references", None)
+    if pairs is None:
+        return StyleAlignedOptions(reference_index=REFERENCE_INDEX, **values)
+    chosen = WeightedReferences(tuple(slot for slot, _ in pairs), tuple(weight for _, weight in pairs))
+    return StyleAlignedOptions(reference_index=chosen.slots[0], references=chosen, **values)
 
 
 def group_norm_patches(diffusion_model, runtime):
@@ -304,7 +322,6 @@ def make_variants(patcher, names: list[str]) -> list[Variant]:
         ReferenceLogitShift,
         SharedAttentionPatch,
         StyleAlignedModelCall,
-        StyleAlignedOptions,
         select_shared_layers,
     )
     from stylealign_core.maths import fused_adain
@@ -315,7 +332,7 @@ def make_variants(patcher, names: list[str]) -> list[Variant]:
             variants.append(Variant(name, dict(patcher.model_options.get("transformer_options", {}))))
         elif name in PACK_OPTIONS:
             # What the StyleAlignedPatch node builds (defaults, or the option the variant names).
-            options = StyleAlignedOptions(reference_index=REFERENCE_INDEX, **PACK_OPTIONS[name])
+            options = pack_options(name)
             layers = self_attention_layers(patcher.model.diffusion_model)
             runtime = PatchRuntime()
             patched = patcher.clone()

@@ -560,6 +560,59 @@ def z_image_set() -> dict:
                      "(the negative is not used at cfg 1); ModelSamplingAuraFlow shift 3.")
 
 
+TWO_STYLES_NOTE = """
+StyleAligned: two reference styles, blended by weight
+
+What to choose:
+1. Load Checkpoint: your SDXL model (sd_xl_base_1.0.safetensors or another SDXL base checkpoint).
+2. StyleAligned Prompt Batch: line 1 and line 2 are the two style references (batch slots 0 and 1), each with its own style words; every other line is a new image. "style" is empty here, since each reference carries its own.
+3. StyleAligned References: one node per reference. "Reference 1" lists slot 0 with weight 1; each "Reference 2" node lists slot 1 after it (its references input) with another weight. A weight multiplies that reference's attention weight, and AdaIN follows the weighted mix of the references' statistics (weight / sum of weights); 0 drops a reference.
+4. Three StyleAligned nodes, one per weight setting (slot 1 weighted 0.25, 1 and 4 against slot 0's 1), each sampled with the same seed: the three rows of pictures move from the first style towards the second. The two references come out the same in every row, exactly as without StyleAligned.
+5. To blend more styles, chain more StyleAligned References nodes and add a prompt line for each.
+"""
+
+
+def sdxl_two_styles() -> dict:
+    """One prompt batch with two references (slots 0 and 1), StyleAlignedReferences chains with three weights
+    for the second, three StyleAlignedPatch → KSampler → VAEDecode → SaveImage rows side by side."""
+    prompts = "\n".join([
+        "a lighthouse on a rocky coast, in minimal origami style",
+        "a lighthouse on a rocky coast, watercolor painting, soft pastel colors, paper texture",
+        "a toy train", "a sailing boat at sea", "a cottage in a forest",
+    ])
+    nodes = [
+        node(1, "CheckpointLoaderSimple", (40, 110), (330, 100), ckpt_name=SDXL_CHECKPOINT),
+        node(2, "StyleAlignedPromptBatch", (40, 260), (420, 300), "Prompts: lines 1 and 2 = the two references",
+             prompts=prompts, style=""),
+        node(3, "CLIPTextEncode", (40, 600), (420, 130), "Negative prompt", text="blurry, low quality, watermark, text"),
+        node(4, "EmptyLatentImage", (40, 770), (320, 110), "Empty Latent Image (batch_size = prompt lines)",
+             width=1024, height=1024, batch_size=5),
+        node(5, "StyleAlignedReferences", (500, 40), (320, 110), "Reference 1: slot 0", slot=0, weight=1.0),
+        note(6, (40, 930), (420, 520), "StyleAligned: two styles, what to choose", TWO_STYLES_NOTE),
+    ]
+    links = [(1, "CLIP", 2, "clip"), (1, "CLIP", 3, "clip"), (2, "batch_size", 4, "batch_size")]
+    for row, weight in enumerate((0.25, 1.0, 4.0)):
+        y, base = 40 + row * 420, 10 + row * 10
+        reference, patch, sampler, decode, save = base, base + 1, base + 2, base + 3, base + 4
+        nodes += [
+            node(reference, "StyleAlignedReferences", (860, y), (320, 110), f"Reference 2: slot 1, weight {weight:g}",
+                 slot=1, weight=weight),
+            node(patch, "StyleAlignedPatch", (860, y + 150), (320, 230), f"StyleAligned (weights 1 : {weight:g})",
+                 **PATCH_DEFAULTS),
+            {**ksampler(sampler, (1220, y), seed=20240617, steps=30), "title": f"KSampler (weights 1 : {weight:g})"},
+            node(decode, "VAEDecode", (1580, y), (210, 50)),
+            node(save, "SaveImage", (1820, y), (700, 380), f"Weights 1 : {weight:g}",
+                 filename_prefix=f"StyleAligned/sdxl_two_styles_{weight:g}"),
+        ]
+        links += [
+            (5, "references", reference, "references"), (reference, "references", patch, "references"),
+            (1, "MODEL", patch, "model"), (patch, "MODEL", sampler, "model"), (2, "CONDITIONING", sampler, "positive"),
+            (3, "CONDITIONING", sampler, "negative"), (4, "LATENT", sampler, "latent_image"),
+            (sampler, "LATENT", decode, "samples"), (1, "VAE", decode, "vae"), (decode, "IMAGE", save, "images"),
+        ]
+    return {"nodes": nodes, "links": links}
+
+
 NEEDS_DISTRIBUTED = ("stylealigned_sd15_distributed_set",)
 WORKFLOWS = {
     "stylealigned_sd15_set": sd15_set,
@@ -572,6 +625,7 @@ WORKFLOWS = {
     "stylealigned_flux_set": flux_set,
     "stylealigned_qwen_image_set": qwen_image_set,
     "stylealigned_z_image_set": z_image_set,
+    "stylealigned_sdxl_two_styles": sdxl_two_styles,
 }
 
 
