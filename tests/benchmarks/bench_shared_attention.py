@@ -26,7 +26,8 @@ repetitions of its time over the unpatched time of the same repetition:
     pack-full-sharing  full_attention_sharing (every image attends to every image of its chunk; on request)
     pack-shared-norm   share_group_norm on top of the default pack (on request)
     pack-two-references  two weighted references (slots 0 and 1, weights 1 and 0.5; StyleAlignedReferences) in
-                     the same batch, so one target fewer than "pack" (on request)
+                     the same batch, so one target fewer than "pack" (on request); floor-two-references:
+                     both references' tokens appended to the k/v inputs and nothing else (on request)
 Peak memory: CUDA, torch.cuda.max_memory_allocated over one forward (absolute, weights included, and above
 what was allocated before the forward); CPU, the peak of live CPU allocations during one forward, summed
 from the torch profiler's allocation events (tracemalloc does not see torch's allocator).
@@ -223,6 +224,17 @@ def floor_patch(q, k, v, extra_options):
     return q, shared, shared
 
 
+def floor_two_references_patch(q, k, v, extra_options):
+    """The floor for two references (slots 0 and 1): both references' tokens appended to the k/v inputs."""
+    import torch
+
+    chunks, images = chunk_layout(k.shape[0], extra_options)
+    grouped = k.reshape(chunks, images, k.shape[1], k.shape[2])
+    first, second = (grouped[:, slot : slot + 1].expand_as(grouped) for slot in (0, 1))
+    shared = torch.cat([grouped, first, second], dim=2).reshape(k.shape[0], -1, k.shape[2])
+    return q, shared, shared
+
+
 def _expand_reference(x, chunks, images):
     """A materialised copy of each chunk's reference, one per image (as plain implementations do)."""
     grouped = x.reshape(chunks, images, *x.shape[1:])
@@ -358,9 +370,10 @@ def make_variants(patcher, names: list[str]) -> list[Variant]:
                 name, patched.model_options["transformer_options"], patched.model_options["model_function_wrapper"],
                 before=before_forward, after=after,
             ))
-        elif name in ("straightforward", "floor"):
+        elif name in ("straightforward", "floor", "floor-two-references"):
             patched = patcher.clone()
-            patched.set_model_attn1_patch(straightforward_patch if name == "straightforward" else floor_patch)
+            patched.set_model_attn1_patch(
+                {"straightforward": straightforward_patch, "floor": floor_patch, "floor-two-references": floor_two_references_patch}[name])
             variants.append(Variant(name, patched.model_options["transformer_options"]))
         else:
             raise SystemExit(f"unknown variant {name!r}")

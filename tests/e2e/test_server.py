@@ -266,6 +266,8 @@ class Expected:
     # Runs here on one server with the split's part_count set to 1; across a master and a worker in
     # tests/e2e/test_distributed_set.py.
     distributed: bool = False
+    # The saved batch holds the set this many times (one row per StyleAlignedPatch setting).
+    rows: int = 1
 
 
 EXPECTED = {
@@ -298,6 +300,10 @@ EXPECTED = {
         None, 1024, saved=4, reference_unchanged=True, batch_from_prompts=True, transformer=True,
         model_files=(("unet_name", "z_image_turbo_bf16.safetensors"), ("clip_name", "qwen_3_4b.safetensors"),
                      ("vae_name", "ae.safetensors"))),
+    # Two references (slots 0 and 1) at three weight settings: three rows of 5 saved as one batch (SDXL graph run
+    # on the tiny SD1.5 checkpoint, as stylealigned_sdxl_set); both references checked below.
+    "stylealigned_sdxl_two_styles": Expected(SDXL_CHECKPOINT, 1024, saved=15, reference_unchanged=False,
+                                             batch_from_prompts=True, rows=3),
 }
 LATENT_NODES = ("EmptyLatentImage", "EmptySD3LatentImage")
 
@@ -399,7 +405,7 @@ def test_shipped_api_workflow_runs(comfy, object_info, unique_prefix, api_path: 
     # StyleAlignedPromptBatch shows which image gets which prompt: one line per image, image 0 the reference.
     lines = prompt[the_only(prompt, PROMPT_BATCH)]["inputs"]["prompts"].strip().splitlines()
     report = entry["outputs"][the_only(prompt, PROMPT_BATCH)]["text"][0].splitlines()
-    assert len(report) == len(lines) == (expected.saved + (0 if expected.batch_from_prompts else 1))
+    assert len(report) == len(lines) == (expected.saved // expected.rows + (0 if expected.batch_from_prompts else 1))
     for i, (line, text) in enumerate(zip(report, lines)):
         role = "reference" if i == 0 else "target"
         assert line.startswith(f"image {i} ({role}): line {i + 1}: ") and text.strip() in line, report
@@ -411,6 +417,21 @@ def test_shipped_api_workflow_runs(comfy, object_info, unique_prefix, api_path: 
         bypassed = bypass(prompt, [patch], object_info)
         bypassed[save]["inputs"]["filename_prefix"] = unique_prefix("shipped_bypassed")
         assert_reference_unchanged(images, images_of(comfy, comfy.run(bypassed, timeout=RUN_TIMEOUT), save), reference)
+
+
+def test_shipped_two_styles_workflow_keeps_both_references(comfy, object_info, unique_prefix):
+    """Every row (weight setting) keeps both references (slots 0 and 1) as without StyleAligned; its targets
+    differ from the unpatched ones and from row to row (the weights count)."""
+    prompt = adapted("stylealigned_sdxl_two_styles", unique_prefix("two_styles"))
+    save = the_only(prompt, "SaveImage")
+    rows = [images[i:i + 5] for images in [images_of(comfy, comfy.run(prompt, timeout=RUN_TIMEOUT), save)] for i in (0, 5, 10)]
+    bypassed = bypass(prompt, nodes_of(prompt, PATCH), object_info)
+    bypassed[save]["inputs"]["filename_prefix"] = unique_prefix("two_styles_bypassed")
+    plain = images_of(comfy, comfy.run(bypassed, timeout=RUN_TIMEOUT), save)[:5]
+    for row in rows:
+        assert all(max_abs_diff(row[slot], plain[slot]) <= 1 for slot in (0, 1))
+        assert all(max_abs_diff(row[slot], plain[slot]) > 1 for slot in (2, 3, 4))
+    assert max_abs_diff(rows[0][2], rows[2][2]) > 1, "the weights made no difference"
 
 
 def test_shipped_controlnet_workflow_is_controlled(comfy, object_info, unique_prefix):

@@ -567,8 +567,8 @@ What to choose:
 1. Load Checkpoint: your SDXL model (sd_xl_base_1.0.safetensors or another SDXL base checkpoint).
 2. StyleAligned Prompt Batch: line 1 and line 2 are the two style references (batch slots 0 and 1), each with its own style words; every other line is a new image. "style" is empty here, since each reference carries its own.
 3. StyleAligned References: one node per reference. "Reference 1" lists slot 0 with weight 1; each "Reference 2" node lists slot 1 after it (its references input) with another weight. A weight multiplies that reference's attention weight, and AdaIN follows the weighted mix of the references' statistics (weight / sum of weights); 0 drops a reference.
-4. Three StyleAligned nodes, one per weight setting (slot 1 weighted 0.25, 1 and 4 against slot 0's 1), each sampled with the same seed: the three rows of pictures move from the first style towards the second. The two references come out the same in every row, exactly as without StyleAligned.
-5. To blend more styles, chain more StyleAligned References nodes and add a prompt line for each.
+4. Three StyleAligned nodes, one per weight setting (slot 1 weighted 0.25, 1 and 4 against slot 0's 1), each sampled with the same seed: the three rows of pictures move from the first style towards the second. The two references come out the same in every row, exactly as without StyleAligned. Each row is previewed on its own; Save Image saves the three rows one after the other (5 images per row).
+5. To blend more styles, chain more StyleAligned References nodes and add a prompt line for each. (The prompt batch's report calls line 2 a target: it does not know about the references list; StyleAligned does.)
 """
 
 
@@ -601,8 +601,7 @@ def sdxl_two_styles() -> dict:
                  **PATCH_DEFAULTS),
             {**ksampler(sampler, (1220, y), seed=20240617, steps=30), "title": f"KSampler (weights 1 : {weight:g})"},
             node(decode, "VAEDecode", (1580, y), (210, 50)),
-            node(save, "SaveImage", (1820, y), (700, 380), f"Weights 1 : {weight:g}",
-                 filename_prefix=f"StyleAligned/sdxl_two_styles_{weight:g}"),
+            node(save, "PreviewImage", (1820, y), (700, 380), f"Weights 1 : {weight:g}"),
         ]
         links += [
             (5, "references", reference, "references"), (reference, "references", patch, "references"),
@@ -610,6 +609,15 @@ def sdxl_two_styles() -> dict:
             (3, "CONDITIONING", sampler, "negative"), (4, "LATENT", sampler, "latent_image"),
             (sampler, "LATENT", decode, "samples"), (1, "VAE", decode, "vae"), (decode, "IMAGE", save, "images"),
         ]
+    # The three rows saved as one batch, in weight order.
+    nodes += [
+        node(40, "ImageBatch", (1580, 1300), (210, 70)),
+        node(41, "ImageBatch", (1820, 1300), (210, 70)),
+        node(42, "SaveImage", (2060, 1300), (560, 420), "All three rows (weights 1 : 0.25, 1 : 1, 1 : 4)",
+             filename_prefix="StyleAligned/sdxl_two_styles"),
+    ]
+    links += [(13, "IMAGE", 40, "image1"), (23, "IMAGE", 40, "image2"), (40, "IMAGE", 41, "image1"),
+              (33, "IMAGE", 41, "image2"), (41, "IMAGE", 42, "images")]
     return {"nodes": nodes, "links": links}
 
 
