@@ -157,10 +157,11 @@ def _shifted_positions(reference_keys: torch.Tensor, shift_rotation: torch.Tenso
     if not batch.several:
         return rotate(reference_keys, shift_rotation)
     count = len(batch.reference_slots)
-    base = shift_rotation.reshape(shift_rotation.shape[-3:]).double()  # (D/2, 2, 2)
-    powers = torch.stack([torch.linalg.matrix_power(base, i) for i in range(1, count + 1)]).float()
     per_reference = reference_keys.reshape(batch.chunks, count, *reference_keys.shape[1:])
-    return rotate(per_reference, powers.reshape(1, count, 1, 1, *powers.shape[1:])).reshape(reference_keys.shape)
+    shift = shift_rotation.double()
+    return torch.stack([
+        rotate(per_reference[:, i - 1], torch.linalg.matrix_power(shift, i).float()) for i in range(1, count + 1)
+    ], dim=1).reshape(reference_keys.shape)
 
 
 def _per_target(reference_tokens: torch.Tensor, target_chunk: torch.Tensor, batch: BatchLayout) -> torch.Tensor:
