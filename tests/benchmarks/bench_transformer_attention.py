@@ -116,13 +116,26 @@ def import_pack():
     return importlib.import_module(f"{name}.nodes.transformer_model"), importlib.import_module(f"{name}.stylealign_core")
 
 
+def with_host_fields(dit: dict) -> dict:
+    """The config plus the fields this host's params dataclass requires and the tiny test models add
+    (txt_ids_dims on newer hosts: tests/host/tiny_dit_models.HOST_DEPENDENT_FIELDS)."""
+    import dataclasses
+    import importlib
+
+    from host.tiny_dit_models import HOST_DEPENDENT_FIELDS
+
+    if dit.get("image_model") not in HOST_DEPENDENT_FIELDS:
+        return dict(dit)
+    module, params_class, extra = HOST_DEPENDENT_FIELDS[dit["image_model"]]
+    declared = {field.name for field in dataclasses.fields(getattr(importlib.import_module(module), params_class))}
+    return {**{name: value for name, value in extra.items() if name in declared}, **dit}
+
+
 def build_model(config: Config, device, dtype):
     import comfy.model_patcher
     import comfy.supported_models
 
-    from host.tiny_dit_models import fit_host_config  # fields newer hosts require (txt_ids_dims)
-
-    model_config = getattr(comfy.supported_models, config.model_class)(fit_host_config(config.name, config.dit))
+    model_config = getattr(comfy.supported_models, config.model_class)(with_host_fields(config.dit))
     model_config.set_inference_dtype(dtype, None)
     model = model_config.get_model({}, device=device)
     model.to(device)
