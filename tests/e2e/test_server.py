@@ -43,7 +43,8 @@ PATCH = "StyleAlignedPatch"
 PACK_MODULE = "custom_nodes.ComfyUI-StyleAligned"
 PACK_NODES = ("StyleAlignedPatch", "StyleAlignedPromptBatch", "StyleAlignedInvertReference",
               "StyleAlignedSaveReference", "StyleAlignedLoadReference", "StyleAlignedSetScore",
-              "StyleAlignedSplitSet", "StyleAlignedGatherSet", "StyleAlignedGatherPart", "StyleAlignedAssembleSet")
+              "StyleAlignedSplitSet", "StyleAlignedGatherSet", "StyleAlignedGatherPart", "StyleAlignedAssembleSet",
+              "StyleAlignedReferences")
 SIZE = 64
 STEPS = 3
 RUN_TIMEOUT = 180
@@ -148,11 +149,12 @@ def test_object_info_lists_patch_node_with_tooltips(comfy, object_info):
     # Transformer-only inputs are optional, so API graphs saved before them still validate.
     assert list(info["input"].get("optional", {})) == [
         "transformer_blocks", "shift_reference_positions", "reference_key_scale", "reference",
-        "adain_on", "full_attention_sharing", "share_group_norm"]
+        "adain_on", "full_attention_sharing", "share_group_norm", "references"]
     assert info["input"]["optional"]["adain_on"][1]["default"] == "projections (paper)"
     assert info["input"]["optional"]["transformer_blocks"][1]["default"] == "auto"
     assert info["input"]["optional"]["reference_key_scale"][1]["default"] == 0.0
     assert info["input"]["optional"]["reference"][0] == "STYLEALIGN_REFERENCE"
+    assert info["input"]["optional"]["references"][0] == "STYLEALIGN_REFERENCES"
     assert info["output"] == ["MODEL"]
 
 
