@@ -5,9 +5,8 @@ var_i over its tokens, the mixture of the references' token distributions has
     mu  = sum_i w_i mu_i
     var = sum_i w_i (var_i + mu_i^2) - mu^2  =  sum_i w_i (var_i + (mu_i - mu)^2)
 computed in the second form (no cancellation when the means are large), in float32; its std is
-sqrt(var + VARIANCE_EPS) as for one reference. A target is AdaIN-normalised to (mu, std); a reference
-gets scale 1 and shift 0, so it passes through bit-identical.
-One reference takes today's path (maths.adain) untouched, so its results are bit for bit the paper's.
+sqrt(var + VARIANCE_EPS) as for one reference. The routes apply it (unet/reference_affine.py, the
+transformer override); one reference takes today's path (maths.adain) untouched, bit for bit.
 """
 
 from __future__ import annotations
@@ -16,8 +15,7 @@ from typing import Sequence
 
 import torch
 
-from ..batch_layout import BatchLayout
-from .adain import VARIANCE_EPS, adain_affine, channel_moments, channel_stats
+from .adain import VARIANCE_EPS
 
 
 def mixture_stats(
@@ -30,20 +28,3 @@ def mixture_stats(
     mean = (w * means).sum(dim=axis, keepdim=True)
     variance = (w * (variances + (means - mean).square())).sum(dim=axis, keepdim=True)
     return mean, (variance + VARIANCE_EPS).sqrt()
-
-
-def affine_to_references(grouped: torch.Tensor, layout: BatchLayout) -> tuple[torch.Tensor, torch.Tensor]:
-    """float32 (scale, shift), (chunks, images, 1, C), so that grouped * scale + shift is every image's
-    AdaIN to its chunk's reference (one) or references' mixture (several); references map to themselves.
-    grouped: (chunks, images, tokens, C)."""
-    if not layout.several:
-        mean, std = channel_stats(grouped)
-        r = layout.reference_index
-        return adain_affine(mean, std, mean[:, r : r + 1], std[:, r : r + 1])
-    mean, variance = channel_moments(grouped)
-    slots = list(layout.reference_slots)
-    reference_mean, reference_std = mixture_stats(mean[:, slots], variance[:, slots], layout.normalised_weights, axis=1)
-    scale, shift = adain_affine(mean, (variance + VARIANCE_EPS).sqrt(), reference_mean, reference_std)
-    scale[:, slots] = 1.0
-    shift[:, slots] = 0.0
-    return scale, shift

@@ -27,7 +27,7 @@ from typing import Optional
 import torch
 
 from ..maths.adain import apply_affine
-from ..maths.reference_mixture import affine_to_references
+from .reference_affine import affine_to_references
 from ..batch_layout import BatchLayout, batch_layout
 from ..maths.fused_adain import ShareFlags, fused_share_reference
 from ..layer_selection import LayerKey, block_kind_selected

@@ -23,7 +23,7 @@ import torch
 
 from ..batch_layout import BatchLayout
 from ..maths.adain import needs_grad
-from ..maths.reference_mixture import affine_to_references
+from .reference_affine import affine_to_references
 
 
 @dataclass(frozen=True)
