@@ -1,5 +1,6 @@
-"""The supported model families in words, read from the one registry: the UNet route's UNET_MODELS and the
-transformer families of FAMILY_HOSTS (each family's `models`, `defaults_from`, groups and lambda).
+"""The supported model families in words, read from the registries: the UNet route's UNET_MODELS and the
+registered transformer families (stylealign_core/transformer/families: each family's `models`,
+`defaults_from`, groups, lambda and RoPE).
 
 The node's description, its tooltips and the error for an unsupported model are built here, so adding a
 family to the registry updates every text; pyproject.toml's description and the README are static and
@@ -8,7 +9,7 @@ checked against the same registry by tests/test_family_names_host.py.
 
 from __future__ import annotations
 
-from ..stylealign_core.transformer import TransformerFamily
+from ..stylealign_core.transformer import TransformerFamily, registered_families
 from ..stylealign_core.unet import UNET_MODELS
 
 # How a block group reads in a sentence (a group the registry has but this lacks reads as its own name).
@@ -22,13 +23,8 @@ GROUP_WORDS = {
 
 
 def transformer_families() -> list[TransformerFamily]:
-    """One family object per family class, in registry order (Flux and Chroma share FluxFamily)."""
-    from .transformer_model import FAMILY_HOSTS  # here, not above: transformer_model imports this module
-
-    families: dict[type, TransformerFamily] = {}
-    for host in FAMILY_HOSTS.values():
-        families.setdefault(type(host.family), host.family)
-    return list(families.values())
+    """One family object per registered family class, in registry order."""
+    return [family() for family in registered_families()]
 
 
 def transformer_models() -> tuple[str, ...]:
@@ -69,15 +65,21 @@ def _default_blocks(family: TransformerFamily) -> str:
 
 
 def default_blocks_text() -> str:
-    """Each family's `auto` block choice, e.g. "Flux.1 / Flux.2 / Chroma the single-stream blocks (AlignedGen's); ours, ..."."""
+    """Each family's `auto` block choice, e.g. "<models> the single-stream blocks (<paper>'s); ours, ..."."""
     return _paper_and_ours(_default_blocks)
 
 
 def default_key_scale_text() -> str:
-    """Each family's `auto` lambda, e.g. "Flux.1 / Flux.2 / Chroma 1.1 (AlignedGen's); ours, ...: SD3 / SD3.5 1.0"."""
+    """Each family's `auto` lambda, e.g. "<models> 1.1 (<paper>'s); ours, ...: <models> 1.0"."""
     return _paper_and_ours(lambda family: f"{family.default_key_scale:g}")
 
 
 def paper_models_text() -> str:
-    """The transformer models whose defaults come from a paper, e.g. "Flux.1, Flux.2 and Chroma"."""
+    """The transformer models whose defaults come from a paper, e.g. "a, b and c"."""
     return word_list(model for family in transformer_families() if family.defaults_from for model in family.models)
+
+
+def position_shift_ignored_text() -> str:
+    """Who ignores the position shift: "UNets and <transformers without RoPE>, whose positions are absolute"."""
+    unrotated = [model for family in transformer_families() if family.width_axis is None for model in family.models]
+    return f"UNets and {word_list(unrotated)}, whose positions are absolute" if unrotated else "UNets"

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ..stylealign_core import LayerKey, NoiseScaling, SharedAttentionPatch, StyleAlignedError
-from .family_names import supported_models_text
+from ..stylealign_core import LayerKey, NoiseScaling, StyleAlignedError
 
 # The block kinds, in execution order, under which ComfyUI's UNet tags transformer_options["block"].
 UNET_BLOCK_GROUPS = (("input", "input_blocks"), ("middle", "middle_block"), ("output", "output_blocks"))
@@ -22,14 +21,10 @@ def _transformer_block_count(module) -> int:
 def self_attention_layers(model, node_name: str) -> list[LayerKey]:
     """The UNet's self-attention layers in execution order, named as the attn1 patch sees them.
 
-    Raises StyleAlignedError when the model has none that call attn1 patches.
+    Only called for UNets (transformer_family routed every other model away or refused it). Raises
+    StyleAlignedError when the UNet has no transformer blocks.
     """
     diffusion_model = model.get_model_object("diffusion_model")
-    if not all(hasattr(diffusion_model, attribute) for _, attribute in UNET_BLOCK_GROUPS):
-        raise StyleAlignedError(
-            f"{node_name}: the model ({type(diffusion_model).__name__}) is not a UNet with self-attention blocks that "
-            f"accept attn1 patches. StyleAligned works with {supported_models_text()}. Bypass the node for this model."
-        )
     layers: list[LayerKey] = []
     middle = diffusion_model.middle_block
     grouped = {
@@ -66,7 +61,3 @@ def to_model_latent(model, latent: torch.Tensor) -> torch.Tensor:
     """VAE latent (as VAEEncode gives it) -> the model's latent space (what the sampler works in)."""
     return model.model.process_latent_in(latent.float())
 
-
-def has_style_aligned_patch(model) -> bool:
-    patches = model.model_options.get("transformer_options", {}).get("patches", {}).get("attn1_patch", [])
-    return any(isinstance(patch, SharedAttentionPatch) for patch in patches)

@@ -13,7 +13,8 @@ from ..stylealign_core import ReferenceTrajectory, StyleAlignedError, invert, in
 from ..stylealign_core.real_image.inversion import NonFiniteInversion
 from .input_checks import check_finite, check_inputs, check_latent
 from ..stylealign_core.real_image.noised_reference import INVERSION, METHOD_KEY, METHODS, NOISED, noised_reference
-from .host_model import has_style_aligned_patch, model_family, noise_scaling, to_model_latent
+from .host_model import model_family, noise_scaling, to_model_latent
+from .patch_set import has_patch_set
 from .reference_type import StyleAlignedReference
 from .text_encoding import encode_prompt
 from .schema_features import search_words
@@ -79,8 +80,8 @@ class StyleAlignedInvertReference(io.ComfyNode):
                 io.Conditioning.Input(
                     "conditioning", optional=True,
                     tooltip="Optional: the conditioning to invert with, used instead of encoding prompt with clip, "
-                    "e.g. CLIPTextEncode -> FluxGuidance for Flux.1 dev (without it Flux.1 inverts at the host's default "
-                    "guidance, 3.5). One prompt, not a batch.",
+                    "e.g. CLIPTextEncode -> FluxGuidance for a guidance-distilled model (without it such a model inverts at "
+                    "the host's default guidance, 3.5). One prompt, not a batch.",
                 ),
                 io.Combo.Input(
                     "method", options=list(METHODS), default=INVERSION, optional=True,
@@ -116,7 +117,7 @@ class StyleAlignedInvertReference(io.ComfyNode):
             sigma_max = float(model.get_model_object("model_sampling").sigma_max)
             metadata = {"model_family": model_family(model)}
             return io.NodeOutput(noised_reference(samples, noise_seed, sigma_max, metadata))
-        if has_style_aligned_patch(model):
+        if has_patch_set(model):  # any route: the UNet's attn1 patch and the transformer route alike
             raise StyleAlignedError(
                 f"{NODE_ID}: model already carries StyleAlignedPatch; connect the model from before the patch "
                 f"(straight from the checkpoint loader or LoRA)."

@@ -11,18 +11,19 @@ from ..stylealign_core import (
     ReferenceLogitShift,
     SharedAttentionPatch,
     StyleAlignedError,
-    StyleAlignedModelCall,
     StyleAlignedOptions,
+    UNetModelCall,
     select_shared_layers,
 )
-from ..stylealign_core.transformer import TransformerSharing
-from ..stylealign_core.unet.attn1_patch import share_flags
-from ..stylealign_core.transformer.block_selection import BLOCK_CHOICES, select_shared_blocks
+from ..stylealign_core.transformer.block_selection import BLOCK_CHOICES
+from ..stylealign_core.transformer.sharing_policy import transformer_sharing
 from .patch_set import install_patch_set
 from .shared_norm import install_shared_group_norm
 from .host_model import model_family, noise_scaling, percent_to_sigma, self_attention_layers, to_model_latent
-from .transformer_model import install_transformer_route, transformer_family_host
-from .family_names import default_blocks_text, default_key_scale_text, paper_models_text, supported_models_text
+from .transformer_model import install_transformer_route, transformer_family
+from .family_names import (
+    default_blocks_text, default_key_scale_text, paper_models_text, position_shift_ignored_text, supported_models_text,
+)
 from .reference_type import StyleAlignedReference
 from .references_node import StyleAlignedReferenceList, chosen_references
 from .schema_features import search_words, with_advanced_inputs
@@ -112,7 +113,7 @@ class StyleAlignedPatch(io.ComfyNode):
                 ),
                 io.Boolean.Input(
                     "shift_reference_positions", default=True, optional=True,
-                    tooltip="Transformers with RoPE only (ignored for UNets and SD3, whose positions are absolute): give the "
+                    tooltip=f"Transformers with RoPE only (ignored for {position_shift_ignored_text()}): give the "
                     "reference's shared keys positions shifted by the image width, so they do not collide with the "
                     "target's own positions (AlignedGen's ShiftPE). Off copies the reference's layout more.",
                 ),
@@ -218,16 +219,15 @@ class StyleAlignedPatch(io.ComfyNode):
             adain_on_projections=adain_on_projections(adain_on),
             full_attention_sharing=full_attention_sharing,
             share_group_norm=share_group_norm,
+            transformer_blocks=transformer_blocks,
+            shift_reference_positions=shift_reference_positions,
+            reference_key_scale=reference_key_scale,
             references=chosen,
         )
-        family_host = transformer_family_host(model, NODE_ID)
+        family = transformer_family(model, NODE_ID)
         held_reference = None if reference is None else hold_reference(model, reference)
-        if family_host is not None:
-            return io.NodeOutput(
-                patch_transformer(
-                    model, family_host, options, transformer_blocks, shift_reference_positions, reference_key_scale, held_reference
-                )
-            )
+        if family is not None:
+            return io.NodeOutput(patch_transformer(model, family, options, held_reference))
         shared_layers = select_shared_layers(self_attention_layers(model, NODE_ID), options)
         runtime = PatchRuntime()
         # The attention override applies reference_strength and re-tiles the keys for tiled queries (HyperTile).
@@ -235,7 +235,7 @@ class StyleAlignedPatch(io.ComfyNode):
         # A model already carrying a StyleAligned patch set loses it: the later node's settings win.
         patched = install_patch_set(
             model,
-            StyleAlignedModelCall(options, runtime, held_reference=held_reference),
+            UNetModelCall(options, runtime, held_reference=held_reference),
             attn1_patch=SharedAttentionPatch(options, runtime, shared_layers),
             make_attention_override=make_override,
         )
@@ -244,19 +244,10 @@ class StyleAlignedPatch(io.ComfyNode):
         return io.NodeOutput(patched)
 
 
-def patch_transformer(
-    model, family_host, options: StyleAlignedOptions, blocks: str, shift: bool, key_scale: float, held_reference=None
-):
-    family = family_host.family
+def patch_transformer(model, family, options: StyleAlignedOptions, held_reference=None):
     diffusion_model = model.get_model_object("diffusion_model")
-    sharing = TransformerSharing(
-        shared_blocks=select_shared_blocks(family, family_host.block_counts(diffusion_model), blocks, options.shared_layer_fraction),
-        flags=share_flags(options),
-        key_scale=key_scale if key_scale > 0 else family.default_key_scale,
-        position_shift=shift,
-        logit_shift=options.logit_shift if options.needs_logit_shift and options.reference_strength > 0 else 0.0,
-    )
-    return install_transformer_route(model, family_host, options, sharing, held_reference)
+    sharing = transformer_sharing(options, family, family.block_counts(diffusion_model))
+    return install_transformer_route(model, family, options, sharing, held_reference)
 
 
 def listed_references(references, full_attention_sharing: bool, share_group_norm: bool):

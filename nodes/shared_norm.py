@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import comfy.ops
 import torch
 
-from ..stylealign_core.runtime import PatchRuntime
+from ..stylealign_core.unet.patch_runtime import PatchRuntime
 from ..stylealign_core.unet.shared_group_norm import SharedGroupNormForward
 
 

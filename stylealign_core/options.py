@@ -1,4 +1,6 @@
-"""The settings of one StyleAligned patch, as plain data."""
+"""The settings of one StyleAligned patch, as plain data: one object for both routes, built from the
+StyleAlignedPatch node's inputs (the node converts its percents to sigmas), with the defaults policy that
+the node's "auto" inputs stand for."""
 
 from __future__ import annotations
 
@@ -41,6 +43,23 @@ class StyleAlignedOptions:
     # Several weighted references (StyleAlignedReferences); reference_index is then the first one's slot.
     # None: the one reference at reference_index, weight 1.
     references: Optional[WeightedReferences] = None
+    # Transformers: which block groups share ("auto": the family's default groups, block_selection.py).
+    transformer_blocks: str = "auto"
+    # Transformers: AlignedGen's ShiftPE (the reference's keys rotated as if it sat right of the target).
+    shift_reference_positions: bool = True
+    # Transformers: lambda, the scale on the reference's keys; 0 = "auto", the family's default_key_scale.
+    reference_key_scale: float = 0.0
+
+    def key_scale(self, family_default: float) -> float:
+        """lambda for a transformer family: reference_key_scale, or the family's default for "auto" (0)."""
+        return self.reference_key_scale if self.reference_key_scale > 0 else family_default
+
+    @property
+    def attention_logit_shift(self) -> float:
+        """The shift the transformer route's attention adds to the reference tokens' logits: log(strength)
+        while sharing with a strength other than 1; 0 when the paper's strength 1 needs none, and when
+        strength 0 appends no reference tokens at all (share_flags.py)."""
+        return self.logit_shift if self.needs_logit_shift and self.reference_strength > 0 else 0.0
 
     @property
     def logit_shift(self) -> float:

@@ -30,3 +30,12 @@ def pack():
 def error_type(pack):
     """The pack's StyleAlignedError class (the copy ComfyUI loaded, not the top-level import)."""
     return pack.stylealign_core.StyleAlignedError
+
+
+@pytest.fixture(scope="module")
+def model(kind):
+    """The tiny random model of the test module's `kind` (a DiT kind of tests/host/tiny_families; a module
+    that needs another model defines its own `model` fixture, which takes precedence)."""
+    from host.tiny_dit_models import tiny_dit
+
+    return tiny_dit(kind)

@@ -8,6 +8,7 @@ The reference slot must come out as with the other node alone, the targets must 
 import pytest
 import torch
 
+from host.dit_oracle import max_diff
 from host.comfy_env import host_node_class, load_host
 from host.sampling import run_node, sample, style_aligned
 from host.tiny_dit_models import dit_conditioning, dit_noise, tiny_dit
@@ -15,10 +16,6 @@ from test_compose_host import attention_backend, host_patch
 
 STEPS = 2
 REFERENCE_TOLERANCE = 1e-5
-
-
-def max_diff(a, b):
-    return (a - b).abs().max().item()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ import torch
 
 from stylealign_core import PatchRuntime, ReferenceLogitShift, SharedAttentionPatch, StyleAlignedOptions
 from stylealign_core.errors import StyleAlignedError
-from stylealign_core.model_call import StyleAlignedModelCall
+from stylealign_core.model_call_inputs import ModelCallInputs
+from stylealign_core.unet.model_call import UNetModelCall
 from test_core_runtime import naive_attention
 
 HEADS, DIM, TOKENS = 2, 16, 12
@@ -134,14 +135,16 @@ def test_override_not_reached_is_an_error():
     patch = SharedAttentionPatch(options, runtime)
     x = torch.randn(2, 4, DIM)
 
-    def unet_without_override(model_input):
+    def unet_without_override(model_input, transformer_options):
         for block in range(2):
             patch(x, x, x, {"cond_or_uncond": [0], "block": ("input", block, 0), "block_index": 0})
         return model_input
 
     args = {"input": torch.randn(2, 4, 2, 2), "timestep": torch.ones(2), "c": {"transformer_options": {"cond_or_uncond": [0]}}, "cond_or_uncond": [0]}
     with pytest.raises(StyleAlignedError, match="projections"):
-        StyleAlignedModelCall(options, runtime).run(unet_without_override, args["input"], args["timestep"], [0])
+        UNetModelCall(options, runtime).run(ModelCallInputs(
+            x=args["input"], timestep=args["timestep"], transformer_options={"cond_or_uncond": [0]}, run_model=unet_without_override,
+        ))
 
 
 @pytest.mark.parametrize("chunks, images", [(2, 3), (1, 4), (3, 2)])

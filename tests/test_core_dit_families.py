@@ -4,7 +4,7 @@ formats (SD3's v, a mask slot passed by position), and calls whose length the pl
 import torch
 
 from stylealign_core.batch_layout import BatchLayout
-from stylealign_core.maths.fused_adain import ShareFlags
+from stylealign_core.share_flags import ShareFlags
 from stylealign_core.transformer import CALL_LAYOUT_KEY, CallLayout, SharedAttentionOverride, TransformerSharing
 from stylealign_core.transformer.block_selection import select_shared_blocks
 from stylealign_core.transformer.families import hidream, mmdit, next_dit

@@ -15,7 +15,8 @@ import torch
 from stylealign_core import VARIANCE_EPS, PatchRuntime, SharedAttentionPatch, StyleAlignedOptions, batch_layout
 from stylealign_core.maths import fused_adain
 from stylealign_core.maths.adain import channel_stats
-from stylealign_core.maths.fused_adain import ShareFlags, fused_share_reference, torch_share_reference
+from stylealign_core.maths.fused_adain import fused_share_reference, torch_share_reference
+from stylealign_core.share_flags import ShareFlags
 from stylealign_core.unet.attn1_patch import _share_separate_inputs, share_with_reference
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -114,31 +115,78 @@ def test_cpu_tensors_use_the_torch_path(monkeypatch):
     assert not fused_adain.triton_usable(x)
 
 
-def test_triton_failure_falls_back_once_with_a_debug_log(monkeypatch, caplog):
+class CompilationError(Exception):
+    """Stands in for triton.compiler.errors.CompilationError (a failure that recurs on every call)."""
+
+
+CompilationError.__module__ = "triton.compiler.errors"
+
+
+def run_broken_triton(monkeypatch, caplog, error, calls_to_make=3):
+    """Calls fused_share_reference with a Triton path that raises `error`; returns (outputs, tries, warnings)."""
     x = styled_batch(6, 9, 16, torch.float16)
     layout = batch_layout(6, [1, 0], 1)
     flags = ShareFlags(True, True, False, True)
-    calls = []
+    tries = []
 
     def broken(*args):
-        calls.append(1)
-        raise RuntimeError("no GPU compiler")
+        tries.append(1)
+        raise error
 
-    fused_adain.reset_triton_state()
     monkeypatch.setattr(fused_adain, "triton_usable", lambda tensor: fused_adain._triton_state is not False)
     monkeypatch.setattr(fused_adain, "triton_share_reference", broken)
-    try:
-        with caplog.at_level(logging.DEBUG, logger=fused_adain.log.name):
-            first = fused_share_reference(x, layout, flags)
-            second = fused_share_reference(x, layout, flags)
-        want = torch_share_reference(x, layout, flags)
-        for got in (first, second):
-            assert all(torch.equal(a, b) for a, b in zip(got, want))
-        assert len(calls) == 1  # tried once, then off for good
-        messages = [r for r in caplog.records if "Triton" in r.getMessage()]
-        assert len(messages) == 1 and messages[0].levelno == logging.DEBUG
-    finally:
-        fused_adain.reset_triton_state()
+    with caplog.at_level(logging.DEBUG, logger=fused_adain.log.name):
+        outputs = [fused_share_reference(x, layout, flags) for _ in range(calls_to_make)]
+    want = torch_share_reference(x, layout, flags)
+    for got in outputs:
+        assert all(torch.equal(a, b) for a, b in zip(got, want))
+    warnings = [r for r in caplog.records if "Triton" in r.getMessage()]
+    return len(tries), warnings
+
+
+@pytest.fixture
+def fresh_triton_state():
+    fused_adain.reset_triton_state()
+    yield
+    fused_adain.reset_triton_state()
+
+
+def test_triton_launch_failure_falls_back_per_call_with_one_warning(monkeypatch, caplog, fresh_triton_state):
+    tries, warnings = run_broken_triton(monkeypatch, caplog, RuntimeError("no GPU compiler"))
+    assert tries == 3  # each call tries the kernels again: one failure does not slow the whole process down
+    assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
+    assert "RuntimeError: no GPU compiler" in warnings[0].getMessage()
+    assert fused_adain._triton_state is not False
+
+
+def test_triton_compile_error_turns_the_fused_path_off_with_one_warning(monkeypatch, caplog, fresh_triton_state):
+    tries, warnings = run_broken_triton(monkeypatch, caplog, CompilationError("unsupported tile size"))
+    assert tries == 1  # a compile error recurs on every call: off for the process after the first
+    assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
+    assert "CompilationError: unsupported tile size" in warnings[0].getMessage()
+    assert fused_adain.triton_status() == "off: CompilationError: unsupported tile size"
+
+
+def test_triton_import_failure_is_one_warning_naming_the_cause(monkeypatch, caplog, fresh_triton_state):
+    def no_triton():
+        raise ModuleNotFoundError("No module named 'triton'")
+
+    monkeypatch.setattr(fused_adain, "_load_kernels", no_triton)
+    monkeypatch.setenv("TRITON_INTERPRET", "1")  # lets a CPU tensor ask for the kernels
+    x = styled_batch(4, 6, 8, torch.float32)
+    with caplog.at_level(logging.DEBUG, logger=fused_adain.log.name):
+        assert not fused_adain.triton_usable(x)
+        assert not fused_adain.triton_usable(x)
+    warnings = [r for r in caplog.records if "Triton" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
+    assert "No module named 'triton'" in warnings[0].getMessage()
+
+
+def test_triton_out_of_memory_is_raised_not_swallowed(monkeypatch, caplog, fresh_triton_state):
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        run_broken_triton(monkeypatch, caplog, torch.cuda.OutOfMemoryError("CUDA out of memory"), calls_to_make=1)
+    assert fused_adain._triton_state is None  # not switched off: nothing was learnt about the kernels
+    assert not [r for r in caplog.records if "Triton" in r.getMessage()]
 
 
 def test_patch_through_switch_still_matches_paper_equations():

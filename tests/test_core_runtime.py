@@ -10,13 +10,14 @@ from stylealign_core import (
     ReferenceLogitShift,
     SharedAttentionPatch,
     StyleAlignedError,
-    StyleAlignedModelCall,
     StyleAlignedOptions,
+    UNetModelCall,
     batch_layout,
     evenly_spread,
     select_shared_layers,
 )
-from stylealign_core.runtime import PendingLogitShift
+from stylealign_core.model_call_inputs import ModelCallInputs
+from stylealign_core.unet.patch_runtime import PendingLogitShift
 
 
 def test_layout_finds_reference_in_every_chunk():
@@ -69,11 +70,19 @@ def _fake_unet(patch, calls_patch=True):
     return apply_model
 
 
+def run_model_call(model_call, apply_model, args):
+    """What the host adapter (nodes/patch_set.py) does: the call's inputs, the rest of the model as a callable."""
+    return model_call.run(ModelCallInputs(
+        x=args["input"], timestep=args["timestep"], transformer_options=args["c"]["transformer_options"],
+        run_model=lambda x, transformer_options: apply_model(x, args["timestep"], **dict(args["c"], transformer_options=transformer_options)),
+    ))
+
+
 def test_model_call_checks_batch_before_running_and_sets_schedule():
     options = StyleAlignedOptions(reference_index=0, sigma_start=5.0, sigma_end=1.0)
     runtime = PatchRuntime()
     patch = SharedAttentionPatch(options, runtime)
-    wrapper = StyleAlignedModelCall(options, runtime)
+    wrapper = UNetModelCall(options, runtime)
     seen = []
     original = patch.__call__
 
@@ -85,30 +94,23 @@ def test_model_call_checks_batch_before_running_and_sets_schedule():
         "input": torch.randn(rows, 4, 2, 2), "timestep": torch.full((rows,), sigma),
         "c": {"transformer_options": {"cond_or_uncond": [1, 0]}}, "cond_or_uncond": [1, 0],
     }
-    out = wrapper(apply_model, args(4, 3.0))
+    out = run_model_call(wrapper, apply_model, args(4, 3.0))
     assert out.shape == (4, 4, 2, 2) and seen == [True]
-    wrapper(apply_model, args(4, 9.0))
+    run_model_call(wrapper, apply_model, args(4, 9.0))
     assert seen == [True, False] and runtime.current_call is None
     with pytest.raises(StyleAlignedError, match="1 image"):
-        wrapper(apply_model, args(2, 3.0))
+        run_model_call(wrapper, apply_model, args(2, 3.0))
     assert len(seen) == 2  # the UNet never ran for the bad batch
 
 
-def test_model_call_chains_previous_wrapper_and_detects_unpatched_models():
+def test_model_call_detects_unpatched_models():
     options = StyleAlignedOptions()
     runtime = PatchRuntime()
     patch = SharedAttentionPatch(options, runtime)
-    previous_calls = []
-
-    def previous(apply_model, args):
-        previous_calls.append(args["input"].shape[0])
-        return apply_model(args["input"], args["timestep"], **args["c"])
-
     args = {"input": torch.randn(2, 4, 2, 2), "timestep": torch.ones(2), "c": {"transformer_options": {"cond_or_uncond": [0]}}, "cond_or_uncond": [0]}
-    StyleAlignedModelCall(options, runtime, previous)(_fake_unet(patch), args)
-    assert previous_calls == [2]
+    assert run_model_call(UNetModelCall(options, runtime), _fake_unet(patch), args).shape == (2, 4, 2, 2)
     with pytest.raises(StyleAlignedError, match="never ran the self-attention patch"):
-        StyleAlignedModelCall(options, runtime)(_fake_unet(patch, calls_patch=False), args)
+        run_model_call(UNetModelCall(options, runtime), _fake_unet(patch, calls_patch=False), args)
 
 
 def naive_attention(q, k, v, heads, mask=None, **kwargs):

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from stylealign_core import PatchRuntime, batch_layout
-from stylealign_core.runtime import CallContext
+from stylealign_core.unet.patch_runtime import CallContext
 from stylealign_core.unet.shared_group_norm import SharedGroupNormForward, shared_group_norm
 from contextlib import nullcontext
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from stylealign_core.batch_layout import BatchLayout
-from stylealign_core.maths.fused_adain import ShareFlags
-from stylealign_core.transformer import CALL_LAYOUT_KEY, CallLayout, FluxFamily, SharedAttentionOverride, TransformerSharing, rotate, unrotate
+from stylealign_core.share_flags import ShareFlags
+from stylealign_core.transformer import CALL_LAYOUT_KEY, CallLayout, SharedAttentionOverride, TransformerSharing, rotate, unrotate
+from stylealign_core.transformer.families.flux import FluxFamily
 from stylealign_core.transformer.block_selection import chosen_groups, select_shared_blocks
 
 HEADS, DIM, TEXT, IMAGE = 2, 8, 3, 6

@@ -1,5 +1,5 @@
 """Every text that lists the supported model families names every family of the one registry (the UNet
-route's UNET_MODELS and the transformer families of FAMILY_HOSTS): the node's description and tooltips
+route's UNET_MODELS and the registered transformer families): the node's description and tooltips
 are built from it; pyproject.toml's description and the README's table are static and checked here."""
 
 from __future__ import annotations
@@ -12,13 +12,9 @@ import pytest
 import torch
 
 from host.comfy_env import host_node_class
+from test_core_family_registry import names
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def names(text: str, model: str) -> bool:
-    """`model` appears as a name of its own ("SD3" is not found inside "SD3.5", "Flux.1" not in "Flux.10")."""
-    return re.search(rf"(?<![\w.]){re.escape(model)}(?!\w|\.\d)", text) is not None
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +32,11 @@ def tooltip(schema, input_name: str) -> str:
 
 
 def test_every_registered_transformer_family_names_its_models(pack, family_names):
-    registry = pack.nodes.transformer_model.FAMILY_HOSTS
+    registry = pack.stylealign_core.transformer.registered_families()
     assert registry, "the registry is empty"
-    for module, host in registry.items():
-        assert host.family.models, f"{module}: {type(host.family).__name__}.models is empty: the texts would miss it"
-    # Flux and Chroma (two modules) share one family class, which is listed once.
+    for family in registry:
+        assert family.models, f"{family.__module__}: {family.__name__}.models is empty: the texts would miss it"
+    # Flux and Chroma (two host modules) share one family class, which is listed once.
     models = family_names.transformer_models()
     assert len(models) == len(set(models))
     assert {"Flux.1", "Chroma", "Qwen-Image", "Z-Image"} <= set(models)
@@ -51,11 +47,6 @@ def test_word_list(family_names):
     assert family_names.word_list(["a"]) == "a"
     assert family_names.word_list(["a", "b"]) == "a and b"
     assert family_names.word_list(("a", "b", "c")) == "a, b and c"
-
-
-def test_name_check_is_exact():
-    assert names("SD3 and SD3.5", "SD3") and names("SD3.5 only", "SD3.5")
-    assert not names("SD3.5 only", "SD3") and not names("Flux.10", "Flux.1") and not names("xSDXL", "SDXL")
 
 
 def test_patch_node_description_and_model_tooltip_name_every_family(family_names, patch_schema):
@@ -82,7 +73,7 @@ def test_unsupported_family_error_names_every_family(family_names, pack, error_t
 
     model = SimpleNamespace(get_model_object=lambda name: UnknownTransformer(), model=SimpleNamespace())
     with pytest.raises(error_type) as raised:
-        pack.nodes.transformer_model.transformer_family_host(model, "StyleAlignedPatch")
+        pack.nodes.transformer_model.transformer_family(model, "StyleAlignedPatch")
     message = str(raised.value)
     assert message.startswith("StyleAlignedPatch: the model family") and "UnknownTransformer" in message
     missing = [model for model in family_names.supported_models() if not names(message, model)]

@@ -8,13 +8,10 @@ Tiny random models from the host's own classes; hosts without these models skip,
 import pytest
 import torch
 
+from host.dit_oracle import conds, max_diff
 from host.sampling import sample, style_aligned
-from host.tiny_dit_models import TEXT_TOKENS, dit_conditioning, dit_noise, tiny_dit
-from test_transformer_host import LATENT, alignedgen_attention, max_diff
-
-
-def conds(kind):
-    return dit_conditioning(kind, seed=1), dit_conditioning(kind, seed=2)
+from host.tiny_dit_models import TEXT_TOKENS, dit_noise, tiny_dit
+from test_transformer_host import LATENT, alignedgen_attention
 
 
 def test_longcat_matches_alignedgen_at_its_offset_positions(pack):

@@ -4,6 +4,7 @@ noise_scaling(sigma, eps, x_0) with one seeded eps, on eps, v and flow models, o
 import pytest
 import torch
 
+from host.dit_oracle import max_diff
 from host.comfy_env import host_node_class, load_host
 from host.sampling import run_node, seeded_noise, style_aligned
 from host.tiny_dit_models import dit_conditioning, dit_noise, tiny_dit
@@ -11,10 +12,6 @@ from host.tiny_models import tiny_conditioning, tiny_model
 
 REFERENCE_TOLERANCE = 1e-3
 STEPS = 6
-
-
-def max_diff(a, b):
-    return (a - b).abs().max().item()
 
 
 def image_like(channels, seed=21):

@@ -5,12 +5,9 @@ and redoing RoPE around AdaIN) within float rounding. Hosts without the hook ski
 import pytest
 import torch
 
+from host.dit_oracle import max_diff
 from host.sampling import sample, style_aligned
 from host.tiny_dit_models import dit_conditioning, dit_noise, tiny_dit
-
-
-def max_diff(a, b):
-    return (a - b).abs().max().item()
 
 
 def with_attn1_patches(model, make):

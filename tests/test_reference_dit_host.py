@@ -8,6 +8,7 @@ trajectory by the transformer route's model call, with the same implementation a
 import pytest
 import torch
 
+from host.dit_oracle import max_diff
 from host.comfy_env import host_node_class, load_host
 from host.sampling import run_node, style_aligned
 from host.tiny_dit_models import StandInT5Clip, dit_conditioning, dit_noise, tiny_dit
@@ -17,18 +18,9 @@ REFERENCE_TOLERANCE = 1e-3
 FAMILIES = {"flux": "Flux/Flux/FLUX", "chroma": "Chroma/Flux/FLUX"}
 
 
-def max_diff(a, b):
-    return (a - b).abs().max().item()
-
-
 @pytest.fixture(scope="module", params=["flux", "chroma"])
 def kind(request, pack):
     return request.param
-
-
-@pytest.fixture(scope="module")
-def model(kind):
-    return tiny_dit(kind)
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,11 @@ unpadded prompt, as it does without the pack. Hosts that do not apply the mask (
 import pytest
 import torch
 
+from host.dit_oracle import max_diff
 from host.sampling import sample, style_aligned
 from host.tiny_dit_models import dit_conditioning, dit_noise, tiny_dit
 
 PAD = 5
-
-
-def max_diff(a, b):
-    return (a - b).abs().max().item()
 
 
 def padded(conditioning, pad=PAD, seed=9):

@@ -1,6 +1,9 @@
 """StyleAlignedPatch on transformer models (Flux, Chroma): tiny random models from the host's classes, real sampler.
+This is the Flux family's own test file (the per-family oracle; the generic invariants every family gets
+are in test_dit_families_host.py).
 
-The equations are checked against an independent implementation of AlignedGen written here: it replaces
+The equations are checked against an independent implementation of AlignedGen written here (RoPE, AdaIN
+from tests/host/dit_oracle.py): it replaces
 the host's Flux attention function (which receives q/k before RoPE, and the model's pe) and follows the
 published order directly: AdaIN on the pre-RoPE image tokens, RoPE, the reference's image keys rotated at
 ids shifted by the image width (own RoPE maths), times lambda, one attention call with a mask that keeps
@@ -13,18 +16,13 @@ import math
 import pytest
 import torch
 
+from host.dit_oracle import REFERENCE_TOLERANCE, adain, conds, max_diff, own_rope, rotate_pairs
 from host.sampling import sample, split_chunk_wrapper, style_aligned
-from host.tiny_dit_models import TEXT_TOKENS, TINY_DITS, dit_conditioning, dit_noise, tiny_dit
+from host.tiny_dit_models import TEXT_TOKENS, TINY_DITS, dit_noise, tiny_dit
 
 KINDS = ["flux", "chroma"]
 LATENT = 8  # 8x8 latent -> 4x4 image tokens at patch 2
 LAMBDA = 1.1
-EPS = 1e-5
-REFERENCE_TOLERANCE = 1e-5
-
-
-def max_diff(a, b):
-    return (a - b).abs().max().item()
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -32,39 +30,7 @@ def kind(request, pack):
     return request.param
 
 
-@pytest.fixture(scope="module")
-def model(kind):
-    return tiny_dit(kind)
-
-
-def conds(kind, batch=1):
-    return dit_conditioning(kind, batch=batch, seed=1), dit_conditioning(kind, batch=batch, seed=2)
-
-
 # ---- the independent implementation ------------------------------------------------------------------
-
-def own_rope(ids: torch.Tensor, axes_dim, theta) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin (L, D/2) for position ids (L, axes): channel pairs per axis, omega_j = theta^(-2j/d)."""
-    angles = []
-    for axis, dim in enumerate(axes_dim):
-        omega = 1.0 / theta ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim)
-        angles.append(ids[:, axis].double()[:, None] * omega[None, :])
-    angle = torch.cat(angles, dim=-1)
-    return angle.cos().float(), angle.sin().float()
-
-
-def rotate_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    x0, x1 = x.float()[..., 0::2], x.float()[..., 1::2]
-    return torch.stack([cos * x0 - sin * x1, sin * x0 + cos * x1], dim=-1).flatten(-2)
-
-
-def adain(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per (head, channel) over tokens, population variance + EPS (the pack's UNet convention)."""
-    x, y = x.double(), y.double()
-    mx, vx = x.mean(-2, keepdim=True), x.var(-2, keepdim=True, unbiased=False)
-    my, vy = y.mean(-2, keepdim=True), y.var(-2, keepdim=True, unbiased=False)
-    return (x - mx) / (vx + EPS).sqrt() * (vy + EPS).sqrt() + my
-
 
 def alignedgen_attention(params, images_per_chunk, reference_index, image_grid, text_tokens=TEXT_TOKENS, id_offsets=(0.0, 0.0, 0.0)):
     """An attention(q, k, v, pe, mask, transformer_options) for flux/layers.py, AlignedGen in single blocks.

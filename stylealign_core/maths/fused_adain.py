@@ -11,8 +11,16 @@ affine pass, x * scale + shift, in float32; reference rows come out bit-identica
 
 On CUDA (float16, bfloat16, float32) two Triton kernels do the work (see _triton_kernels.py): one for the
 per-(image, channel) statistics, one that applies the affine and writes all buffers in a single pass over
-x. Everywhere else, or when Triton is missing or fails (then once, with a debug log), the torch path below
-computes the same values. STYLEALIGNED_TRITON=0 turns the Triton path off.
+x. Everywhere else, or when Triton is missing or fails, the torch path below computes the same values.
+STYLEALIGNED_TRITON=0 turns the Triton path off.
+
+A failure is never silent and never swallows an out-of-memory error (torch.cuda.OutOfMemoryError is raised
+as is: falling back would only allocate again). Every other failure logs one WARNING per cause and:
+  - a failure that will recur on every call (Triton cannot be imported; Triton's own compiler or resource
+    errors, raised from the `triton` package, e.g. CompilationError or OutOfResources) switches the fused
+    path off for the process: retrying would fail the same way at every layer of every step;
+  - any other failure (a launch error, a bad shape the planner did not foresee) falls back for that call
+    only; the next call tries the kernels again.
 """
 
 from __future__ import annotations
@@ -21,12 +29,11 @@ import contextlib
 import logging
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Protocol
 
 import torch
 
 from .adain import VARIANCE_EPS, adain_affine, apply_affine, channel_stats, needs_grad
-from ..batch_layout import BatchLayout
 
 log = logging.getLogger(__name__)
 
@@ -35,26 +42,25 @@ TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MIN_BLOCK = 16
 
 
-@dataclass(frozen=True)
-class ShareFlags:
-    """Which outputs are normalised and whether the reference's tokens are appended to k and v."""
+# What the maths reads of its arguments; the core's BatchLayout (batch_layout.py) and ShareFlags
+# (share_flags.py) are these. Declared here so maths/ imports nothing above it.
+class BatchLayout(Protocol):
+    """Rows = chunks x images_per_chunk; the reference is slot reference_index of every chunk."""
+
+    chunks: int
+    images_per_chunk: int
+    reference_index: int
+
+
+class ShareFlags(Protocol):
+    """Which of q, k, v are normalised, whether the reference's tokens are appended, which buffers that needs."""
 
     adain_queries: bool
     adain_keys: bool
     adain_values: bool
     share: bool
-
-    @property
-    def any_adain(self) -> bool:
-        return self.adain_queries or self.adain_keys or self.adain_values
-
-    @property
-    def buffers(self) -> tuple[bool, bool, bool]:
-        """(A_PLAIN, A_SHARED, X_SHARED): which buffers the outputs need."""
-        plain = self.adain_queries or (not self.share and (self.adain_keys or self.adain_values))
-        a_shared = self.share and (self.adain_keys or self.adain_values)
-        x_shared = self.share and not (self.adain_keys and self.adain_values)
-        return plain, a_shared, x_shared
+    any_adain: bool
+    buffers: tuple[bool, bool, bool]  # (A_PLAIN, A_SHARED, X_SHARED)
 
 
 def _pick(x, flags: ShareFlags, a_plain, a_shared, x_shared):
@@ -99,6 +105,7 @@ def torch_share_reference(x: torch.Tensor, layout: BatchLayout, flags: ShareFlag
 _kernels = None  # the _triton_kernels module once imported
 _triton_state: Optional[bool] = None  # None: not tried yet; True: works; False: off for this process
 _off_reason: Optional[str] = None
+_warned_causes: set[str] = set()  # each failure cause is logged once per process
 _enabled = os.environ.get("STYLEALIGNED_TRITON", "1").strip().lower() not in ("0", "false", "off", "no")
 
 
@@ -122,19 +129,31 @@ def _load_kernels():
 
 
 def disable_triton(reason: str, exc: Optional[BaseException] = None) -> None:
-    """Turn the Triton path off for this process (logged once, at debug level)."""
+    """Turn the Triton path off for this process (one WARNING naming the cause)."""
     global _triton_state, _off_reason
     if _triton_state is not False:
-        log.debug("StyleAligned: fused Triton AdaIN is off (%s); using the torch path.", reason, exc_info=exc)
+        _warn_once(reason, f"fused Triton AdaIN is off for this process ({reason}); using the torch path", exc)
         _off_reason = reason
     _triton_state = False
 
 
+def _warn_once(cause: str, message: str, exc: Optional[BaseException] = None) -> None:
+    if cause not in _warned_causes:
+        _warned_causes.add(cause)
+        log.warning("StyleAligned: %s.", message, exc_info=exc)
+
+
+def _recurs(exc: BaseException) -> bool:
+    """Whether the failure is Triton's own (compiler, resources): the same kernel would fail again."""
+    return any(kind.__module__.split(".")[0] == "triton" for kind in type(exc).__mro__)
+
+
 def reset_triton_state() -> None:
-    """Forget an earlier failure (tests)."""
+    """Forget an earlier failure and its warnings (tests)."""
     global _triton_state, _off_reason
     _triton_state = None
     _off_reason = None
+    _warned_causes.clear()
 
 
 def triton_status() -> str:
@@ -156,7 +175,7 @@ def triton_usable(x: torch.Tensor) -> bool:
         try:
             _load_kernels()
         except Exception as exc:  # Triton missing or broken: the torch path is exact
-            disable_triton("Triton could not be imported", exc)
+            disable_triton(f"Triton could not be imported: {type(exc).__name__}: {exc}", exc)
             return False
     return True
 
@@ -312,6 +331,14 @@ def fused_share_reference(x: torch.Tensor, layout: BatchLayout, flags: ShareFlag
             outputs = triton_share_reference(x, layout, flags)
             _triton_state = True
             return outputs
-        except Exception as exc:  # compile or launch failure: fall back for good
-            disable_triton(f"{type(exc).__name__}: {exc}", exc)
+        except torch.cuda.OutOfMemoryError:
+            raise  # the torch path needs the same buffers: the user must hear about the memory, not a slowdown
+        except Exception as exc:
+            cause = f"{type(exc).__name__}: {exc}"
+            if _recurs(exc):
+                disable_triton(cause, exc)
+            else:
+                # One warning per kind of failure (its message may differ by shape); later calls retry the kernels.
+                _warn_once(type(exc).__qualname__, f"fused Triton AdaIN failed ({cause}); that call used the torch path, "
+                           f"later calls try the kernels again", exc)
     return torch_share_reference(x, layout, flags)

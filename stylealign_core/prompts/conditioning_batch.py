@@ -4,14 +4,13 @@ Each prompt's text-encoder output is (1, tokens, C), with tokens a multiple of t
 so prompts of different lengths differ in token count. They are brought to a common length by repeating
 each prompt's tokens whole, the way the host itself joins conditionings of different lengths
 (comfy/conds.py CONDCrossAttn.concat). In cross-attention (UNets) attending to a token sequence repeated
-k times gives exactly the attention over it once. In joint attention (Flux-family transformers: text and
-image tokens in one softmax) repeated text tokens weigh more, as they do when the host itself batches such
-conditionings; Flux.1 pads its T5 tokens to 256, so prompts up to 256 T5 tokens have one length and are
-used exactly as encoded. Encoders that do not pad (Qwen2.5-VL for Qwen-Image, Qwen3 for Z-Image) give
-lengths whose least common multiple explodes (25 and 26 tokens: 650); beyond the host's own limit on whole
+k times gives exactly the attention over it once. In joint attention (transformers with text and image
+tokens in one softmax) repeated text tokens weigh more, as they do when the host itself batches such
+conditionings; encoders that pad (T5 to 256 tokens) give prompts up to that length one length, used
+exactly as encoded. Encoders that do not pad (Qwen2.5-VL, Qwen3) give lengths whose least common multiple explodes (25 and 26 tokens: 650); beyond the host's own limit on whole
 repetition (4x, comfy/conds.py CONDCrossAttn.can_concat) every prompt is instead extended cyclically to the
 longest one (its tokens repeated and cut there): bounded cost, approximate, and the node says so.
-Per-token outputs of the encoder (the attention mask Qwen3/Qwen2.5-VL encoders give with Z-Image, shape
+Per-token outputs of the encoder (the attention mask Qwen3/Qwen2.5-VL encoders give, shape
 (1, T_i)) follow their tokens: extended the same way and batched.
 Memory is bounded by construction: the batch (lines x common length x width) is filled in place, never
 built from stretched copies, and refused past MAX_BATCH_TOKENS token rows (lines x common length).
@@ -29,8 +28,8 @@ from ..errors import StyleAlignedError
 # Whole repetition up to this factor of the longest prompt, as the host allows when it joins conditionings.
 MAX_REPEAT_FACTOR = 4
 # Our choice: the most token rows (lines x common token length) one prompt batch may hold. In float32 that is
-# 96 MiB at CLIP-L's width (768, SD1.5), 256 MiB at SDXL's 2048, 512 MiB at T5-XXL's 4096 (Flux); e.g. 425
-# lines of 77 tokens, or 128 Flux lines of 256.
+# 96 MiB at CLIP-L's width (768, SD1.5), 256 MiB at SDXL's 2048, 512 MiB at T5-XXL's 4096; e.g. 425
+# lines of 77 tokens, or 128 T5 lines padded to 256.
 MAX_BATCH_TOKENS = 32768
 
 
@@ -87,7 +86,7 @@ def stack_prompt_conditionings(entries: list[tuple[torch.Tensor, dict]], node_na
     for key in entries[0][1]:
         values = [entry_extras.get(key) for _, entry_extras in entries]
         if key == "pooled_output" and all(value is None for value in values):
-            extras[key] = None  # T5-only encoders (Chroma) give the key without a pooled output
+            extras[key] = None  # T5-only encoders give the key without a pooled output
         elif key == "pooled_output":
             if any(value is None for value in values):
                 raise StyleAlignedError(f"{node_name}: the text encoder gave a pooled output for some prompts only.")

@@ -62,10 +62,6 @@ class ReferenceTrajectory:
         weight = (sigma - low_sigma) / (high_sigma - low_sigma)
         return torch.lerp(self.noise[lower], self.noise[upper], weight)
 
-    def noisy_latent_at(self, sigma: float, clean_model_latent: torch.Tensor, scaling: NoiseScaling) -> torch.Tensor:
-        """The reference slot's model input at `sigma` (model latent space)."""
-        return scaling.mix(sigma, clean_model_latent, self.noise_at(sigma).to(clean_model_latent))
-
 
 class HeldReference:
     """Holds the reference slot of every model call on a trajectory (see the module docstring).

@@ -1,6 +1,6 @@
 """Attention masks in the transformer route: read the host's mask, extend it over the appended keys.
 
-A mask describes which of a call's own keys each query may see (Qwen-Image's text padding on 0.33, Flux's
+A mask describes which of a call's own keys each query may see (a text encoder's padding on 0.33, the
 attention_mask conditioning). The backends read it as the host's attention_pytorch does: a 2-D mask is
 (queries, keys), a 3-D one (rows, queries, keys) with one head axis added, a 4-D one (rows, heads, queries,
 keys); a size-1 axis broadcasts. The appended reference image keys are never masked: each target's mask

@@ -11,7 +11,7 @@ the same conditioning chunk (image tokens I, RoPE rotation R(p) per token, shift
 Statistics per (head, channel) over the image tokens, float32 (maths.adain). Text and extra tokens are
 never normalised or shared. Reference rows and target rows are separate backend calls, so any backend
 (sage, flash, xformers) keeps working; reference_strength != 1 adds log(strength) to the appended keys'
-logits through an additive mask on the target call. A call's own attention mask (Qwen-Image's text
+logits through an additive mask on the target call. A call's own attention mask (text
 padding) keeps covering each row's own keys; the appended reference keys are never masked
 (attention_mask.py). Several weighted references (references.py): the references' rows are each a call
 of their own keys as above; a target appends every reference's image keys and values, reference i's keys
@@ -30,9 +30,9 @@ import torch
 
 from ..batch_layout import BatchLayout
 from ..maths.adain import adain_affine, channel_moments, channel_stats
-from ..maths.fused_adain import ShareFlags
 from ..maths.reference_mixture import mixture_stats
 from ..references import reference_logit_shifts
+from ..share_flags import ShareFlags
 from .attention_mask import as_key_mask, extended_over_appended, rows_of
 from .call_layout import CALL_LAYOUT_KEY, CallLayout
 from .family import BlockKey, TransformerFamily
@@ -79,7 +79,7 @@ class SharedAttentionOverride:
         layout.reached_calls += 1
         adain_done = layout.pre_rope_block is not None and layout.pre_rope_block == block
         layout.pre_rope_block = None
-        # A mask passed by position (Qwen-Image, Lumina: the 5th argument) is read like the keyword.
+        # A mask passed by position (some families' blocks: the 5th argument) is read like the keyword.
         call_args, mask = (args[:4], args[4]) if len(args) == 5 else (args, kwargs.get("mask"))
         heads_first = self.family.heads_first(call_args, {k: v for k, v in kwargs.items() if k != "mask"})
         if heads_first is None:

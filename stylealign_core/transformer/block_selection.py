@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..layer_selection import evenly_spread
+from ..layer_fraction import evenly_spread
 from .family import BlockKey, TransformerFamily
 
 BLOCK_CHOICES = ("auto", "all", "double", "single")

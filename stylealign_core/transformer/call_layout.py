@@ -1,8 +1,8 @@
 """What one model call looks like to the attention override: batch, token ranges, RoPE rotations.
 
-The host glue (nodes/transformer_model.py) builds a CallLayout once per model call from the model's own
-helpers and puts it in transformer_options[CALL_LAYOUT_KEY]; every attention call of that model call
-reads it. Token ranges are in the joint sequence as the attention backend receives it.
+The family (its call_layout, families/<module>.py) builds a CallLayout once per model call from the
+model's own helpers; the model-call wrapper (model_call.py) puts it in transformer_options[CALL_LAYOUT_KEY];
+every attention call of that model call reads it. Token ranges are in the joint sequence as the attention backend receives it.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class CallLayout:
     owner: Optional[object] = None
     # Attention calls seen so far in this model call, for families whose blocks are recognised by order.
     attention_calls: int = field(default=0)
-    # For families whose blocks tag nothing in transformer_options (SD3, HiDream, Lumina 2 / Z-Image): the
+    # For families whose blocks tag nothing in transformer_options (PlannedBlocksFamily): the
     # attention calls of one model call in execution order, each (block key or None, image_start of that
     # call, its total token count or None). Block None for a call the family does not share (a text-only
     # refiner); an image_start differing from the joint one for image-only attention (a noise refiner,

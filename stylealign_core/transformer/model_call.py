@@ -1,9 +1,10 @@
-"""The transformer route's model-call wrapper (ComfyUI's APPLY_MODEL wrapper contract): once per call.
+"""The transformer route's per-model-call logic: once per call, around the rest of the model.
 
-It checks the batch against the reference slot before the model runs (a bad reference_index or a batch
-of one is an error naming the node), asks the family's host glue for the call's CallLayout, hands it to
-the attention override through a copy of transformer_options (putting the override back in front of a
-later node's that replaced it without chaining, override_chain.py), and afterwards checks that the
+`run(call)` takes the call's ModelCallInputs (model_call_inputs.py) from the host adapter
+(nodes/patch_set.py, an APPLY_MODEL wrapper), as the UNet route's model call does. It checks the batch against the reference slot before the model runs (a bad reference_index or a batch
+of one is an error naming the node), asks the family for the call's CallLayout, hands it to the
+attention override through a copy of transformer_options (with the call's override in the slot: the
+adapter put it in front of a later node's that replaced it without chaining), and afterwards checks that the
 override was reached when it should have been: another node replacing the attention blocks must not
 silently give unaligned images. Only until the first call that reached it: step-caching packs (TeaCache,
 first-block caches) legitimately skip the blocks on some later steps.
@@ -14,18 +15,20 @@ route does (HeldReference.hold_input / hold_output, shared by both routes).
 from __future__ import annotations
 
 import logging
-from typing import Callable, Optional
+from typing import Optional
+
+import torch
 
 from ..batch_layout import NODE_NAME, BatchLayout, batch_layout
 from ..errors import StyleAlignedError
+from ..model_call_inputs import ModelCallInputs
 from ..options import StyleAlignedOptions
-from ..override_chain import OVERRIDE_KEY, override_for_call
+from ..override_chain import OVERRIDE_KEY
+from ..patch_reached import PatchReached
 from ..real_image.reference_trajectory import HeldReference
-from .attention_override import SharedAttentionOverride
+from .attention_override import TransformerSharing
 from .call_layout import CALL_LAYOUT_KEY, CallLayout
-
-# build_layout(diffusion_model, batch, active, x, c_crossattn, transformer_options, kwargs) -> CallLayout
-LayoutBuilder = Callable[..., CallLayout]
+from .family import TransformerFamily
 
 log = logging.getLogger(__name__)
 
@@ -34,27 +37,20 @@ class TransformerModelCall:
     def __init__(
         self,
         options: StyleAlignedOptions,
-        build_layout: LayoutBuilder,
-        override: SharedAttentionOverride,
+        family: TransformerFamily,
+        sharing: TransformerSharing,
         held_reference: Optional[HeldReference] = None,
-        attn1_patch=None,
     ):
-        # What nodes/patch_set.py removes when a later StyleAlignedPatch replaces this patch set: the
-        # pre-RoPE AdaIN patch (pre_rope_patch.py) where the family has one.
-        self.attn1_patch = attn1_patch
         self.options = options
-        self.build_layout = build_layout
-        self.override = override
+        self.family = family
+        self.sharing = sharing
         self.held_reference = held_reference
-        self._reached_once = False
+        self._patch_reached = PatchReached(until_first_reached=True)
         self._warned_partial = False
 
-    @property
-    def attention_override(self) -> SharedAttentionOverride:
-        return self.override
-
-    def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options=None, **kwargs):
-        transformer_options = dict(transformer_options or {})
+    def run(self, call: ModelCallInputs) -> torch.Tensor:
+        x, t, c_crossattn = call.x, call.timestep, call.c_crossattn
+        transformer_options = dict(call.transformer_options or {})
         batch: BatchLayout = batch_layout(
             x.shape[0], transformer_options.get("cond_or_uncond"), self.options.reference_index, self.held_reference is not None,
             self.options.references,
@@ -62,22 +58,21 @@ class TransformerModelCall:
         if self.held_reference is not None:
             x = self.held_reference.hold_input(x, t, batch)
         active = self.options.sigma_is_active(float(t.max()))
-        layout = self.build_layout(executor.class_obj.diffusion_model, batch, active, x, c_crossattn, transformer_options, kwargs)
-        # A later node that replaced the override slot without chaining (ModelAttentionBackend) gets ours
-        # put in front of it for this call: its backend choice and the sharing both stay.
-        override = override_for_call(self.override, transformer_options)
-        transformer_options[OVERRIDE_KEY] = override
-        layout.owner = override
+        layout = self.family.call_layout(call.diffusion_model, batch, active, x, c_crossattn, transformer_options, call.extra or {})
+        # The call's override (ours, or a copy of ours in front of a later node's that replaced the slot
+        # without chaining, e.g. ModelAttentionBackend: its backend choice and the sharing both stay).
+        transformer_options[OVERRIDE_KEY] = call.attention_override
+        layout.owner = call.attention_override
         transformer_options[CALL_LAYOUT_KEY] = layout
-        output = executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+        output = call.run_model(x, transformer_options)
         self._check_shared(layout)
-        self._reached_once = self._reached_once or layout.reached_calls > 0
-        if active and self.override.sharing.shared_blocks and not self._reached_once:
-            raise StyleAlignedError(
-                f"{NODE_NAME}: the {self.override.family.name} model ran without reaching StyleAligned's attention "
-                f"override, so nothing was aligned. Another node after StyleAlignedPatch may have replaced the "
-                f"attention override or the attention blocks; put StyleAlignedPatch last in the model chain."
-            )
+        self._patch_reached.check(
+            layout.reached_calls > 0,
+            f"the {self.family.name} model ran without reaching StyleAligned's attention "
+            f"override, so nothing was aligned. Another node after StyleAlignedPatch may have replaced the "
+            f"attention override or the attention blocks; put StyleAlignedPatch last in the model chain.",
+            required=active and bool(self.sharing.shared_blocks),
+        )
         if self.held_reference is not None:
             output = self.held_reference.hold_output(output, batch)
         return output
@@ -88,7 +83,7 @@ class TransformerModelCall:
         if layout.reached_calls == layout.shared_calls:
             return
         causes = ", ".join(sorted(layout.pass_causes)) or "its layout"
-        family = self.override.family.name
+        family = self.family.name
         if layout.shared_calls == 0:
             raise StyleAlignedError(
                 f"{NODE_NAME}: the {family} model reached {layout.reached_calls} attention calls of shared blocks but "

@@ -1,5 +1,5 @@
-"""AdaIN at the host's own pre-RoPE hook, where the host has one (ComfyUI 0.33: Flux double and single
-blocks, Qwen-Image).
+"""AdaIN at the host's own pre-RoPE hook, where the host has one (ComfyUI 0.33, in the blocks of the
+families that declare uses_pre_rope_hook).
 
 Those hosts call attn1 patches inside the block as p(q, k, v, pe=..., attn_mask=..., extra_options=...)
 with q/k/v (B, H, L, D) after QK-norm and before RoPE. AdaIN of the targets' image tokens there is the

@@ -29,11 +29,12 @@ import torch
 from ..maths.adain import apply_affine
 from .reference_affine import affine_to_references
 from ..batch_layout import BatchLayout, batch_layout
-from ..maths.fused_adain import ShareFlags, fused_share_reference
-from ..layer_selection import LayerKey, block_kind_selected
+from ..maths.fused_adain import fused_share_reference
+from .layer_selection import LayerKey, block_kind_selected
 from ..options import StyleAlignedOptions
 from ..references import reference_logit_shifts
-from ..runtime import PatchRuntime, PendingLogitShift
+from .patch_runtime import PatchRuntime, PendingLogitShift
+from ..share_flags import ShareFlags, share_flags
 from .projected_adain import ProjectedAdain
 
 
@@ -71,15 +72,6 @@ def _append_reference_tokens(tokens: torch.Tensor, layout: BatchLayout) -> torch
     # expand_as is a view: cat reads the reference's rows in place, no expanded copy is made.
     reference = grouped[:, r : r + 1].expand_as(grouped)
     return torch.cat([grouped, reference], dim=2).reshape(tokens.shape[0], -1, tokens.shape[-1])
-
-
-def share_flags(options: StyleAlignedOptions) -> ShareFlags:
-    return ShareFlags(
-        adain_queries=options.adain_queries,
-        adain_keys=options.adain_keys,
-        adain_values=options.adain_values,
-        share=options.share_attention and options.reference_strength > 0,
-    )
 
 
 def _share_separate_inputs(q_in, k_in, v_in, layout: BatchLayout, flags: ShareFlags):

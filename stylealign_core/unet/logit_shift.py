@@ -25,7 +25,7 @@ from typing import Callable, Optional
 
 import torch
 
-from ..runtime import PatchRuntime, PendingLogitShift
+from .patch_runtime import PatchRuntime, PendingLogitShift
 from .full_sharing import can_share_fully, fully_shared_attention
 from .projected_adain import adain_own_tokens
 

@@ -25,7 +25,7 @@ from typing import Callable, Optional
 import torch
 
 from ..batch_layout import BatchLayout
-from ..runtime import PatchRuntime
+from .patch_runtime import PatchRuntime
 
 # (module, like) -> context manager giving (weight, bias) usable with `like` (None where the norm has none)
 AffineParameters = Callable[[torch.nn.Module, torch.Tensor], AbstractContextManager]

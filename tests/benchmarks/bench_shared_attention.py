@@ -15,7 +15,8 @@ Variants, timed interleaved (every repetition runs each variant once, in a rotat
 CPU frequency drift within a run), median over repetitions; a variant's ratio is the median over
 repetitions of its time over the unpatched time of the same repetition:
     unpatched        no patch
-    pack             the pack's patch (SharedAttentionPatch + StyleAlignedModelCall on a ModelPatcher clone)
+    pack             the pack's patch as the node installs it (its own layer listing and selection, then
+                     SharedAttentionPatch + UNetModelCall + override through install_patch_set on a clone)
     pack-eager       the same with the fused Triton path switched off (CUDA only)
     straightforward  the same maths written plainly: AdaIN in several passes, on q and k separately,
                      statistics of expanded copies of the reference, the reference normalised against itself
@@ -191,18 +192,20 @@ def build_model(config: Config, device, dtype):
     return patcher, params
 
 
-def self_attention_layers(diffusion_model) -> list:
-    """(block kind, block id, index) of every transformer block, as the attn1 patch sees them."""
-    def count(module) -> int:
-        return sum(len(child.transformer_blocks) for child in module.modules() if hasattr(child, "transformer_blocks"))
+PACK_NAME = "stylealigned_bench_pack"
 
-    layers = []
-    groups = [("input", enumerate(diffusion_model.input_blocks)), ("middle", [(0, diffusion_model.middle_block)]),
-              ("output", enumerate(diffusion_model.output_blocks))]
-    for kind, blocks in groups:
-        for block_id, block in blocks:
-            layers.extend((kind, block_id, index) for index in range(count(block)))
-    return layers
+
+def import_pack_module(module: str):
+    """A module of the pack, imported as a package (its nodes use relative imports) without ComfyUI's
+    custom-node loader, so the benchmark measures the product's own code."""
+    import importlib
+    import types
+
+    if PACK_NAME not in sys.modules:
+        package = types.ModuleType(PACK_NAME)
+        package.__path__ = [str(REPO_ROOT)]
+        sys.modules[PACK_NAME] = package
+    return importlib.import_module(f"{PACK_NAME}.{module}")
 
 
 # ---------------------------------------------------------------------------------------------- variants
@@ -291,26 +294,23 @@ PACK_OPTIONS = {
 }
 
 
-def pack_options(name: str):
-    from stylealign_core import StyleAlignedOptions
-    from stylealign_core.references import WeightedReferences
-
+def pack_options(core, name: str):
+    """The StyleAlignedOptions of a pack variant; (slot, weight) pairs become its references."""
     values = dict(PACK_OPTIONS[name])
     pairs = values.pop("references", None)
     if pairs is None:
-        return StyleAlignedOptions(reference_index=REFERENCE_INDEX, **values)
-    chosen = WeightedReferences(tuple(slot for slot, _ in pairs), tuple(weight for _, weight in pairs))
-    return StyleAlignedOptions(reference_index=chosen.slots[0], references=chosen, **values)
+        return core.StyleAlignedOptions(reference_index=REFERENCE_INDEX, **values)
+    references = import_pack_module("stylealign_core.references")
+    chosen = references.WeightedReferences(tuple(slot for slot, _ in pairs), tuple(weight for _, weight in pairs))
+    return core.StyleAlignedOptions(reference_index=chosen.slots[0], references=chosen, **values)
 
 
-def group_norm_patches(diffusion_model, runtime):
+def group_norm_patches(diffusion_model, runtime, shared_group_norm):
     """before/after callables that put the shared GroupNorm forwards on the modules for one forward and take
     them off again (the node does this through ModelPatcher object patches, which this benchmark bypasses)."""
     import contextlib
 
     import torch
-
-    from stylealign_core.unet.shared_group_norm import SharedGroupNormForward
 
     norms = [m for m in diffusion_model.modules() if isinstance(m, torch.nn.GroupNorm)]
 
@@ -319,7 +319,7 @@ def group_norm_patches(diffusion_model, runtime):
 
     def before():
         for module in norms:
-            module.forward = SharedGroupNormForward(type(module).forward.__get__(module), module, runtime, affine)
+            module.forward = shared_group_norm.SharedGroupNormForward(type(module).forward.__get__(module), module, runtime, affine)
 
     def after():
         for module in norms:
@@ -329,14 +329,10 @@ def group_norm_patches(diffusion_model, runtime):
 
 
 def make_variants(patcher, names: list[str]) -> list[Variant]:
-    from stylealign_core import (
-        PatchRuntime,
-        ReferenceLogitShift,
-        SharedAttentionPatch,
-        StyleAlignedModelCall,
-        select_shared_layers,
-    )
-    from stylealign_core.maths import fused_adain
+    core = import_pack_module("stylealign_core")
+    host_model = import_pack_module("nodes.host_model")
+    patch_set = import_pack_module("nodes.patch_set")
+    fused_adain = import_pack_module("stylealign_core.maths.fused_adain")
 
     variants = []
     for name in names:
@@ -344,30 +340,33 @@ def make_variants(patcher, names: list[str]) -> list[Variant]:
             variants.append(Variant(name, dict(patcher.model_options.get("transformer_options", {}))))
         elif name in PACK_OPTIONS:
             # What the StyleAlignedPatch node builds (defaults, or the option the variant names).
-            options = pack_options(name)
-            layers = self_attention_layers(patcher.model.diffusion_model)
-            runtime = PatchRuntime()
-            patched = patcher.clone()
-            patched.set_model_attn1_patch(SharedAttentionPatch(options, runtime, select_shared_layers(layers, options)))
-            previous = patched.model_options.get("model_function_wrapper")
-            patched.set_model_unet_function_wrapper(StyleAlignedModelCall(options, runtime, previous))
-            # The node also installs its attention override (reference strength, HyperTile re-tiling, AdaIN on
-            # the projections); it passes calls through at the defaults, but its per-call cost belongs in the figure.
-            transformer_options = patched.model_options.setdefault("transformer_options", {})
-            transformer_options["optimized_attention_override"] = ReferenceLogitShift(
-                runtime, transformer_options.get("optimized_attention_override"))
+            options = pack_options(core, name)
+            # The node's own layer listing and selection (nodes/host_model.py, unet/layer_selection.py).
+            layers = host_model.self_attention_layers(patcher, "bench")
+            runtime = core.PatchRuntime()
+            # The node's own patch set: the attn1 patch, the model call behind the APPLY_MODEL adapter, and the
+            # attention override (reference strength, HyperTile re-tiling, AdaIN on the projections; it passes
+            # calls through at the defaults, but its per-call cost belongs in the figure).
+            patched = patch_set.install_patch_set(
+                patcher,
+                core.UNetModelCall(options, runtime),
+                attn1_patch=core.SharedAttentionPatch(options, runtime, core.select_shared_layers(layers, options)),
+                make_attention_override=lambda previous, runtime=runtime: core.ReferenceLogitShift(runtime, previous),
+            )
             enable = name != "pack-eager"
             before = after = None
             if options.share_group_norm:
-                before, after = group_norm_patches(patcher.model.diffusion_model, runtime)
+                before, after = group_norm_patches(
+                    patcher.model.diffusion_model, runtime, import_pack_module("stylealign_core.unet.shared_group_norm"))
 
             def before_forward(enable=enable, patch_norms=before):
                 fused_adain.set_triton_enabled(enable)
                 if patch_norms is not None:
                     patch_norms()
 
+            # The host's sampler hands the patcher's wrappers to the model in transformer_options.
             variants.append(Variant(
-                name, patched.model_options["transformer_options"], patched.model_options["model_function_wrapper"],
+                name, dict(patched.model_options["transformer_options"], wrappers=patched.wrappers),
                 before=before_forward, after=after,
             ))
         elif name in ("straightforward", "floor", "floor-two-references"):
@@ -511,7 +510,8 @@ def layer_timings(device, dtype, calls: int = 50) -> list[str]:
     import torch
     from stylealign_core import batch_layout
     from stylealign_core.maths import fused_adain
-    from stylealign_core.maths.fused_adain import ShareFlags, torch_share_reference
+    from stylealign_core.maths.fused_adain import torch_share_reference
+    from stylealign_core.share_flags import ShareFlags
 
     flags = ShareFlags(True, True, False, True)
     extra = {"cond_or_uncond": list(CHUNKS)}
@@ -599,7 +599,7 @@ def main(argv=None) -> int:
         print(f"ComfyUI host could not be imported ({type(exc).__name__}: {exc}); carry .cache/comfyui-0.3.75 "
               f"or set COMFYUI_PATH, and install what it needs.", file=sys.stderr)
         raise
-    from stylealign_core.maths import fused_adain
+    fused_adain = import_pack_module("stylealign_core.maths.fused_adain")  # the copy the pack variants switch
 
     machine = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     print(f"# device: {machine} | torch {torch.__version__} | dtype {str(dtype).replace('torch.', '')} | "

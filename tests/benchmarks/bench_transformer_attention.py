@@ -40,13 +40,12 @@ import argparse
 import json
 import statistics
 import sys
-import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_shared_attention import REPO_ROOT, load_comfy, randomise, synchronize, time_interleaved  # noqa: E402
+from bench_shared_attention import import_pack_module, load_comfy, randomise, synchronize, time_interleaved  # noqa: E402
 
 FLUX_DEV = {
     "image_model": "flux", "guidance_embed": True, "in_channels": 16, "out_channels": 16, "patch_size": 2,
@@ -106,29 +105,16 @@ REFERENCE_INDEX = 0
 
 def import_pack():
     """The pack as a package (its nodes use relative imports), without ComfyUI's custom-node loader."""
-    name = "stylealigned_bench_pack"
-    if name not in sys.modules:
-        package = types.ModuleType(name)
-        package.__path__ = [str(REPO_ROOT)]
-        sys.modules[name] = package
-    import importlib
-
-    return importlib.import_module(f"{name}.nodes.transformer_model"), importlib.import_module(f"{name}.stylealign_core")
+    return import_pack_module("nodes.transformer_model"), import_pack_module("stylealign_core")
 
 
 def with_host_fields(dit: dict) -> dict:
-    """The config plus the fields this host's params dataclass requires and the tiny test models add
-    (txt_ids_dims on newer hosts: tests/host/tiny_dit_models.HOST_DEPENDENT_FIELDS)."""
-    import dataclasses
-    import importlib
+    """The config as this host's classes accept it: the fields newer hosts require (txt_ids_dims), added the way
+    the tiny test model of the same image_model is fitted (tests/host/tiny_dit_models.fit_host_config)."""
+    from host.tiny_dit_models import TINY_DITS, fit_host_config
 
-    from host.tiny_dit_models import HOST_DEPENDENT_FIELDS
-
-    if dit.get("image_model") not in HOST_DEPENDENT_FIELDS:
-        return dict(dit)
-    module, params_class, extra = HOST_DEPENDENT_FIELDS[dit["image_model"]]
-    declared = {field.name for field in dataclasses.fields(getattr(importlib.import_module(module), params_class))}
-    return {**{name: value for name, value in extra.items() if name in declared}, **dit}
+    kind = dit.get("image_model")
+    return fit_host_config(kind, dit) if kind in TINY_DITS else dict(dit)
 
 
 def build_model(config: Config, device, dtype):
@@ -233,20 +219,16 @@ class Variant:
 
 def make_variants(patcher, names: list[str]) -> list[Variant]:
     transformer_model, core = import_pack()
-    from stylealigned_bench_pack.stylealign_core.unet.attn1_patch import share_flags
-    from stylealigned_bench_pack.stylealign_core.transformer.block_selection import select_shared_blocks
+    from stylealigned_bench_pack.stylealign_core.transformer.sharing_policy import transformer_sharing
 
-    family_host = transformer_model.transformer_family_host(patcher, "bench")
+    family = transformer_model.transformer_family(patcher, "bench")
     options = core.StyleAlignedOptions(reference_index=REFERENCE_INDEX)
     diffusion_model = patcher.model.diffusion_model
-    sharing = core.transformer.TransformerSharing(
-        shared_blocks=select_shared_blocks(family_host.family, family_host.block_counts(diffusion_model), "auto", 1.0),
-        flags=share_flags(options), key_scale=family_host.family.default_key_scale, position_shift=True,
-    )
-    patched = transformer_model.install_transformer_route(patcher, family_host, options, sharing)
+    sharing = transformer_sharing(options, family, family.block_counts(diffusion_model))  # the node's policy
+    patched = transformer_model.install_transformer_route(patcher, family, options, sharing)
     pack_options = dict(patched.model_options["transformer_options"], wrappers=patched.wrappers)
 
-    build_layout = family_host.call_layout(family_host.family)
+    build_layout = family.call_layout
 
     def layout_only(executor, x, t, c_concat, c_crossattn, control, transformer_options, **kwargs):
         """The pack's per-call layout (positions) for the variants that bring their own override."""
@@ -280,7 +262,7 @@ def make_variants(patcher, names: list[str]) -> list[Variant]:
             variants.append(Variant(name, dict(patched_two.model_options["transformer_options"], wrappers=patched_two.wrappers)))
         elif name in ("floor", "straightforward"):
             override = (FloorOverride if name == "floor" else StraightforwardOverride)(
-                family_host.family, sharing.shared_blocks, sharing.key_scale)
+                family, sharing.shared_blocks, sharing.key_scale)
             variants.append(Variant(name, {"wrappers": layout_wrappers, "optimized_attention_override": override}))
         else:
             raise SystemExit(f"unknown variant {name!r}")

@@ -136,7 +136,8 @@ def tolerance(dtype, term, value):
 def check_case(case: Case, device) -> dict:
     import torch
     from stylealign_core import batch_layout
-    from stylealign_core.maths.fused_adain import ShareFlags, torch_share_reference, triton_share_reference
+    from stylealign_core.maths.fused_adain import torch_share_reference, triton_share_reference
+    from stylealign_core.share_flags import ShareFlags
 
     x = make_input(case, device)
     layout = batch_layout(case.rows, list(range(case.chunks)), case.reference_index)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import subprocess
 import sys
 import time
@@ -41,10 +40,12 @@ MODELS_DIR = REPO_ROOT / ".cache" / "models"
 
 if __package__:
     from .fetch_comfyui import comfyui_path
+    from .random_tensors import float16_tensors, random_values, write_safetensors
 else:  # run as a script: import the helpers as the `host` package; tests/host itself must not shadow ComfyUI's modules
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
     sys.path.insert(0, str(HERE.parent))
     from host.fetch_comfyui import comfyui_path
+    from host.random_tensors import float16_tensors, random_values, write_safetensors
 
 FORMAT_VERSION = 1
 SEED = 20240617
@@ -155,36 +156,18 @@ def _shapes():
     return checkpoint, shapes(controlnet, "")
 
 
+def _is_norm_scale(key: str, shape: tuple) -> bool:
+    return len(shape) < 2 and key.endswith(".weight")  # LayerNorm, GroupNorm: the only 1-D weights in these models
+
+
 def _random_tensors(shapes: dict, seed: int):
     """Deterministic random float16 tensors; keys in sorted order, one generator."""
-    import math
-
-    import torch
-
-    generator = torch.Generator().manual_seed(seed)
-    tensors = {}
-    for key in sorted(shapes):
-        shape = shapes[key]
-        if len(shape) >= 2:
-            fan_in = math.prod(shape[1:])
-            value = torch.randn(shape, generator=generator) / math.sqrt(fan_in)
-        elif key.endswith(".weight"):  # norm scales (LayerNorm, GroupNorm): the only 1-D weights in these models
-            value = 1.0 + 0.1 * torch.randn(shape, generator=generator)
-        else:  # biases
-            value = 0.02 * torch.randn(shape, generator=generator)
-        tensors[key] = value.to(torch.float16).contiguous()
-    return tensors
+    return float16_tensors(random_values(shapes, seed, _is_norm_scale))
 
 
 def _write_atomically(tensors: dict, path: Path, kind: str) -> None:
-    from safetensors.torch import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + f".partial-{os.getpid()}")
-    # One metadata entry only: safetensors writes several in a random order, and the file should be byte-stable.
     note = f"{kind}, format v{FORMAT_VERSION}, seed {SEED}: random weights for tests, the outputs are noise"
-    save_file(tensors, str(partial), metadata={"stylealigned_tiny_model": note})
-    partial.replace(path)
+    write_safetensors(tensors, path, {"stylealigned_tiny_model": note})
 
 
 def build_tiny_models(models_dir: Path = MODELS_DIR, force: bool = False) -> TinyModels:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from .random_tensors import random_values
+
 SD15_TINY_UNET = {
     "image_size": 32,
     "in_channels": 4,
@@ -56,18 +58,19 @@ SDXL_TINY_UNET = {
 SDXL_POOLED_DIM = 32
 
 
+def _is_norm_weight(name: str, shape: tuple) -> bool:
+    return len(shape) <= 1 and name.endswith("weight") and (
+        "norm" in name or ".in_layers.0." in name or ".out_layers.0." in name or name.startswith("out.0."))
+
+
 def _randomise(module: torch.nn.Module, seed: int) -> None:
-    """ComfyUI's ops skip weight init; give every parameter a deterministic, well-scaled random value."""
-    generator = torch.Generator().manual_seed(seed)
+    """ComfyUI's ops skip weight init; give every parameter a deterministic, well-scaled random value
+    (tests/host/random_tensors.py, in parameter order)."""
+    parameters = dict(module.named_parameters())
+    values = random_values({name: p.shape for name, p in parameters.items()}, seed, _is_norm_weight, bias_scale=0.05, sort_keys=False)
     with torch.no_grad():
-        for name, parameter in module.named_parameters():
-            if parameter.ndim <= 1:
-                is_norm_weight = name.endswith("weight") and ("norm" in name or ".in_layers.0." in name or ".out_layers.0." in name or name.startswith("out.0."))
-                parameter.copy_(1.0 + 0.1 * torch.randn(parameter.shape, generator=generator) if is_norm_weight
-                                else 0.05 * torch.randn(parameter.shape, generator=generator))
-            else:
-                fan_in = parameter[0].numel()
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) / fan_in**0.5)
+        for name, parameter in parameters.items():
+            parameter.copy_(values[name])
 
 
 def tiny_model(kind: str = "sd15", seed: int = 0, dtype: torch.dtype = torch.float32):

@@ -37,10 +37,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 if __package__:
+    from .random_tensors import float16_tensors, random_values, write_safetensors
     from .tiny_checkpoint import MODELS_DIR, REPO_ROOT, SEED, _import_host, _LogCollector, _shapes as _sd15_shapes
 else:  # run as a script: import the helpers as the `host` package; tests/host itself must not shadow ComfyUI's modules
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
     sys.path.insert(0, str(HERE.parent))
+    from host.random_tensors import float16_tensors, random_values, write_safetensors
     from host.tiny_checkpoint import MODELS_DIR, REPO_ROOT, SEED, _import_host, _LogCollector, _shapes as _sd15_shapes
 
 FORMAT_VERSION = 1
@@ -139,36 +141,25 @@ def _shapes(name: str) -> dict:
     raise KeyError(name)
 
 
+def _is_norm_scale(key: str, shape: tuple) -> bool:
+    """Norm scales: 1-D weight/scale and RMS gammas."""
+    leaf = key.rsplit(".", 1)[-1]
+    return leaf == "gamma" or (len(shape) == 1 and leaf in ("weight", "scale"))
+
+
+def _is_matrix(shape: tuple) -> bool:
+    return len(shape) >= 2 and math.prod(shape[1:]) > 1
+
+
 def _random_tensors(shapes: dict, seed: int) -> dict:
     """Deterministic float16 tensors: matrices ~ N(0, 1/fan_in); norm scales (1-D weight/scale, RMS gammas) 1;
     other 1-D tensors (biases) small."""
-    import torch
-
-    generator = torch.Generator().manual_seed(seed)
-    tensors = {}
-    for key in sorted(shapes):
-        shape = shapes[key]
-        leaf = key.rsplit(".", 1)[-1]
-        if leaf == "gamma" or (len(shape) == 1 and leaf in ("weight", "scale")):
-            value = 1.0 + 0.1 * torch.randn(shape, generator=generator)
-        elif len(shape) >= 2 and math.prod(shape[1:]) > 1:
-            value = torch.randn(shape, generator=generator) / math.sqrt(math.prod(shape[1:]))
-        else:
-            value = 0.02 * torch.randn(shape, generator=generator)
-        tensors[key] = value.to(torch.float16).contiguous()
-    return tensors
+    return float16_tensors(random_values(shapes, seed, _is_norm_scale, _is_matrix))
 
 
 def _write_atomically(tensors: dict, path: Path, kind: str) -> None:
-    import os
-
-    from safetensors.torch import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + f".partial-{os.getpid()}")
     note = f"{kind}, format v{FORMAT_VERSION}: random weights for tests, the outputs are noise"
-    save_file(tensors, str(partial), metadata={"stylealigned_test_model": note})
-    partial.replace(path)
+    write_safetensors(tensors, path, {"stylealigned_test_model": note})
 
 
 def build_transformer_files(models_dir: Path = MODELS_DIR, force: bool = False) -> TransformerFiles:

@@ -1,8 +1,7 @@
-"""The per-model-call logic: runs once per UNet call, around the rest of the model.
+"""The UNet route's per-model-call logic: runs once per UNet call, around the rest of the model.
 
-`run(call_unet, x, timestep, cond_or_uncond, replaced_layers)` takes plain values and a callable; the host
-adapter (nodes/patch_set.py) calls it from an APPLY_MODEL wrapper, which the host chains with every other
-wrapper. `__call__` keeps the model_function_wrapper contract for callers that still use it.
+`run(call)` takes the call's ModelCallInputs (model_call_inputs.py); the host adapter (nodes/patch_set.py)
+calls it from an APPLY_MODEL wrapper, which the host chains with every other wrapper.
 
 It checks the batch against the reference slot before the UNet runs (so a bad reference_index is an
 error naming the node, not a traceback from inside attention), decides whether the schedule is active
@@ -16,58 +15,43 @@ latent, so any sampler ends the slot on the reference image.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 
-from .batch_layout import NODE_NAME, batch_layout
-from .errors import StyleAlignedError
-from .options import StyleAlignedOptions
-from .real_image.reference_trajectory import HeldReference
-from .runtime import CallContext, PatchRuntime
+from ..batch_layout import NODE_NAME, batch_layout
+from ..errors import StyleAlignedError
+from ..model_call_inputs import ModelCallInputs
+from ..options import StyleAlignedOptions
+from ..patch_reached import PatchReached
+from ..real_image.reference_trajectory import HeldReference
+from .patch_runtime import CallContext, PatchRuntime
 
 log = logging.getLogger(__name__)
 
 
-class StyleAlignedModelCall:
+class UNetModelCall:
     def __init__(
         self,
         options: StyleAlignedOptions,
         runtime: PatchRuntime,
-        previous_wrapper: Optional[Callable] = None,
         held_reference: Optional[HeldReference] = None,
     ) -> None:
         self.options = options
         self.runtime = runtime
-        self.previous_wrapper = previous_wrapper
         self.held_reference = held_reference
         self._warned_missed_override = False
+        self._patch_reached = PatchReached(until_first_reached=False)
 
-    def __call__(self, apply_model: Callable, args: dict):
-        """ComfyUI's model_function_wrapper contract (kept for callers that still use it)."""
+    def run(self, call: ModelCallInputs) -> torch.Tensor:
+        """One model call: `call.run_model` runs the rest of the model on (possibly changed) input x.
 
-        def call_unet(x: torch.Tensor) -> torch.Tensor:
-            call_args = dict(args, input=x)
-            if self.previous_wrapper is not None:
-                return self.previous_wrapper(apply_model, call_args)
-            return apply_model(x, args["timestep"], **args["c"])
-
-        transformer_options = args.get("c", {}).get("transformer_options", {})
-        return self.run(call_unet, args["input"], args["timestep"], args.get("cond_or_uncond"), replaced_attn1(transformer_options))
-
-    def run(
-        self,
-        call_unet: Callable[[torch.Tensor], torch.Tensor],
-        x: torch.Tensor,
-        timestep: torch.Tensor,
-        cond_or_uncond,
-        replaced_layers: frozenset = frozenset(),
-    ) -> torch.Tensor:
-        """One model call: `call_unet(x)` runs the rest of the model on (possibly changed) input x.
-
-        replaced_layers: the self-attention layers whose attention another node replaced in this call, as
-        (block kind, block id, transformer index) or (block kind, block id); they are left to that node.
+        The self-attention layers whose attention another node replaced in this call (attn1 replace patches,
+        replaced_attn1) are left to that node.
         """
+        x, timestep, transformer_options = call.x, call.timestep, call.transformer_options
+        cond_or_uncond = transformer_options.get("cond_or_uncond")
+        replaced_layers = replaced_attn1(transformer_options)
         # Checked here, before the UNet runs, so a bad batch is one clear error and not a traceback.
         layout = batch_layout(
             x.shape[0], cond_or_uncond, self.options.reference_index, self.held_reference is not None, self.options.references
@@ -82,7 +66,7 @@ class StyleAlignedModelCall:
         self.runtime.missed_shifts = 0
         self.runtime.projected_adain_missed = 0
         try:
-            output = call_unet(x)
+            output = call.run_model(x, transformer_options)
         finally:
             self.runtime.current_call = None
             self.runtime.count_missed(self.runtime.take_pending_shift())
@@ -94,12 +78,12 @@ class StyleAlignedModelCall:
                 f"chain, or set adain_on to 'inputs'."
             )
         self._report_missed_override()
-        if self.runtime.patch_calls == calls_before:
-            raise StyleAlignedError(
-                f"{NODE_NAME}: this model never ran the self-attention patch, so nothing was aligned. The UNet route "
-                f"needs UNet blocks that call attn1 patches (SD1.x, SD2.x, SDXL); another node may "
-                f"have replaced the model's blocks. Bypass the node for this model."
-            )
+        self._patch_reached.check(
+            self.runtime.patch_calls != calls_before,
+            "this model never ran the self-attention patch, so nothing was aligned. The UNet route "
+            "needs UNet blocks that call attn1 patches (SD1.x, SD2.x, SDXL); another node may "
+            "have replaced the model's blocks. Bypass the node for this model.",
+        )
         if self.held_reference is not None:
             output = self.held_reference.hold_output(output, layout)
         return output

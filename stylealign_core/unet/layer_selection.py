@@ -1,4 +1,4 @@
-"""Which self-attention layers share attention with the reference.
+"""Which UNet self-attention layers share attention with the reference.
 
 A layer is named the way ComfyUI's UNet names it in transformer_options: (block kind, block id,
 transformer index), e.g. ("output", 5, 0). The host glue lists the model's layers in execution order.
@@ -8,18 +8,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .options import StyleAlignedOptions
+from ..layer_fraction import evenly_spread
+from ..options import StyleAlignedOptions
 
 LayerKey = tuple[str, int, int]
-
-
-def evenly_spread(count: int, fraction: float) -> list[int]:
-    """Indices of round(fraction * count) items spread evenly over range(count)."""
-    chosen = round(max(0.0, min(1.0, fraction)) * count)
-    if chosen <= 0:
-        return []
-    # Centre of each of `chosen` equal bins: spreads the picks over the whole network, ends included.
-    return sorted({min(count - 1, int((i + 0.5) * count / chosen)) for i in range(chosen)})
 
 
 def block_kind_selected(kind: str, options: StyleAlignedOptions) -> bool:

@@ -1,4 +1,4 @@
-"""State shared by the pieces of one patch during a model call.
+"""State shared by the pieces of one UNet patch during a model call.
 
 The model-call wrapper runs once per UNet call and decides whether the schedule is active; the attention
 patch, which runs in every self-attention layer, only reads it. This keeps per-layer work free of host
@@ -12,8 +12,8 @@ import threading
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
-    from .batch_layout import BatchLayout
-    from .unet.projected_adain import ProjectedAdain
+    from ..batch_layout import BatchLayout
+    from .projected_adain import ProjectedAdain
 
 
 @dataclass(frozen=True)
