@@ -11,10 +11,11 @@ import torch
 
 from stylealign_core import PatchRuntime, ReferenceLogitShift, SharedAttentionPatch, StyleAlignedError, StyleAlignedOptions
 from stylealign_core.batch_layout import BatchLayout, batch_layout
-from stylealign_core.maths.fused_adain import ShareFlags
+from stylealign_core.share_flags import ShareFlags
 from stylealign_core.maths.reference_mixture import mixture_stats
 from stylealign_core.references import ReferenceList, weighted_references
-from stylealign_core.transformer import CALL_LAYOUT_KEY, CallLayout, FluxFamily, SharedAttentionOverride, TransformerSharing
+from stylealign_core.transformer import CALL_LAYOUT_KEY, CallLayout, SharedAttentionOverride, TransformerSharing
+from stylealign_core.transformer.families.flux import FluxFamily
 from test_core_authors_options import projections
 from test_core_runtime import naive_attention
 
