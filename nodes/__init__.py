@@ -9,6 +9,7 @@ from comfy_api.latest import ComfyExtension, io
 from .invert_node import StyleAlignedInvertReference
 from .patch_node import StyleAlignedPatch
 from .prompt_batch_node import StyleAlignedPromptBatch
+from .references_node import StyleAlignedReferences
 from .reference_file_nodes import StyleAlignedLoadReference, StyleAlignedSaveReference, register_reference_folder
 from .set_score_node import StyleAlignedSetScore
 from .set_chunk_nodes import StyleAlignedAssembleSet, StyleAlignedGatherPart, StyleAlignedGatherSet, StyleAlignedSplitSet
@@ -28,6 +29,7 @@ class StyleAlignedExtension(ComfyExtension):
             StyleAlignedGatherSet,
             StyleAlignedGatherPart,
             StyleAlignedAssembleSet,
+            StyleAlignedReferences,
         ]
 
 

@@ -25,6 +25,7 @@ from .family_names import (
     default_blocks_text, default_key_scale_text, paper_models_text, position_shift_ignored_text, supported_models_text,
 )
 from .reference_type import StyleAlignedReference
+from .references_node import StyleAlignedReferenceList, chosen_references
 from .schema_features import search_words, with_advanced_inputs
 from .input_checks import check_inputs
 
@@ -168,6 +169,12 @@ class StyleAlignedPatch(io.ComfyNode):
                     "each target frame attends to. 'all frames' (default, our choice): every reference frame, as if the "
                     "reference clip played beside the target. 'matching frames': only the reference frame at the same "
                     "time; cheaper, and each clip's motion stays its own.",
+                StyleAlignedReferenceList.Input(
+                    "references", optional=True,
+                    tooltip="Optional: several references with weights (StyleAligned References nodes). Then every "
+                    "listed slot is a reference, generated as without the pack, and each target blends their styles by "
+                    "weight; reference_index is not used (a real image on the reference input is held on the first "
+                    "listed slot). Not with full_attention_sharing; share_group_norm takes one reference.",
                 ),
             ],
             outputs=[io.Model.Output(tooltip="A patched copy of the model; connect it to the sampler.")],
@@ -197,8 +204,12 @@ class StyleAlignedPatch(io.ComfyNode):
         full_attention_sharing: bool = False,
         share_group_norm: bool = False,
         shared_frames: str = SHARED_FRAMES_ALL,
+        references=None,
     ) -> io.NodeOutput:
         check_inputs(cls, locals())
+        chosen = None if references is None else listed_references(references, full_attention_sharing, share_group_norm)
+        if chosen is not None:
+            reference_index = chosen.slots[0]
         if start_percent > end_percent:
             raise StyleAlignedError(
                 f"{NODE_ID}: start_percent ({start_percent}) is after end_percent ({end_percent}); "
@@ -224,6 +235,7 @@ class StyleAlignedPatch(io.ComfyNode):
             shift_reference_positions=shift_reference_positions,
             reference_key_scale=reference_key_scale,
             matching_frames=shared_frames == SHARED_FRAMES_MATCHING,  # checked by check_inputs
+            references=chosen,
         )
         family = transformer_family(model, NODE_ID)
         held_reference = None if reference is None else hold_reference(model, reference)
@@ -249,6 +261,22 @@ def patch_transformer(model, family, options: StyleAlignedOptions, held_referenc
     diffusion_model = model.get_model_object("diffusion_model")
     sharing = transformer_sharing(options, family, family.block_counts(diffusion_model))
     return install_transformer_route(model, family, options, sharing, held_reference)
+
+
+def listed_references(references, full_attention_sharing: bool, share_group_norm: bool):
+    """The weighted references of the `references` input, checked against the options they cannot go with."""
+    chosen = chosen_references(references, NODE_ID)
+    if full_attention_sharing:
+        raise StyleAlignedError(
+            f"{NODE_ID}: references is connected but full_attention_sharing is on, which has no references (every "
+            f"image attends to every image). Turn full_attention_sharing off, or disconnect references."
+        )
+    if share_group_norm and chosen.several:
+        raise StyleAlignedError(
+            f"{NODE_ID}: share_group_norm shares each GroupNorm with one reference, but references lists "
+            f"{len(chosen.slots)} of weight above 0. Turn share_group_norm off, or list one reference."
+        )
+    return chosen
 
 
 def hold_reference(model, reference) -> HeldReference:

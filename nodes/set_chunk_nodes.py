@@ -16,6 +16,7 @@ from ..stylealign_core import (
     tagged_part)
 from .schema_features import search_words
 from .input_checks import check_inputs, check_latent
+from .references_node import StyleAlignedReferenceList, chosen_references
 
 SPLIT_NODE_ID = "StyleAlignedSplitSet"
 GATHER_NODE_ID = "StyleAlignedGatherSet"
@@ -84,6 +85,12 @@ class StyleAlignedSplitSet(io.ComfyNode):
                     "default) = this server renders the whole set. More than 1: connect set_chunks to StyleAligned "
                     "Gather Part of Set, then Distributed Collector, then StyleAligned Assemble Set.",
                 ),
+                StyleAlignedReferenceList.Input(
+                    "references", optional=True,
+                    tooltip="Optional: the same StyleAligned References list as on StyleAligned (shared attention). Then "
+                    "every batch holds every reference at its slot (reference_index is not used), and the node shows "
+                    "them. images_per_batch must exceed the highest reference slot and the number of references.",
+                ),
             ],
             outputs=[
                 io.Conditioning.Output(display_name="positive", is_output_list=True,
@@ -99,10 +106,21 @@ class StyleAlignedSplitSet(io.ComfyNode):
 
     @classmethod
     def execute(cls, positive, negative, latent, reference_index: int, images_per_batch: int, part_index: int = 0,
-                part_count: int = 1) -> io.NodeOutput:
+                part_count: int = 1, references=None) -> io.NodeOutput:
         check_inputs(cls, locals())
         set_size = int(check_latent(SPLIT_NODE_ID, "latent", latent).shape[0])
-        plan = plan_chunks(set_size, reference_index, images_per_batch, SPLIT_NODE_ID, part_index, part_count)
+        more_references = ()
+        if references is not None:
+            chosen = chosen_references(references, SPLIT_NODE_ID)
+            reference_index, more_references = chosen.slots[0], chosen.slots[1:]
+            if more_references and part_count > 1:
+                raise StyleAlignedError(
+                    f"{SPLIT_NODE_ID}: part_count is {part_count} but references lists {len(chosen.slots)} references; "
+                    f"a set shared by several participants takes one reference for now. Set part_count to 1, or list "
+                    f"one reference."
+                )
+        plan = plan_chunks(set_size, reference_index, images_per_batch, SPLIT_NODE_ID, part_index, part_count,
+                           more_references)
         positives, negatives, latents = [], [], []
         for rows in plan.part_chunks:
             conditioning_rows = ConditioningRows(set_size, rows, SPLIT_NODE_ID)

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
+
+from .references import WeightedReferences
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,9 @@ class StyleAlignedOptions:
     # UNets: every GroupNorm takes a target's statistics over its own and its chunk's reference's feature
     # maps (the authors' share_group_norm); the reference normalises alone.
     share_group_norm: bool = False
+    # Several weighted references (StyleAlignedReferences); reference_index is then the first one's slot.
+    # None: the one reference at reference_index, weight 1.
+    references: Optional[WeightedReferences] = None
     # Transformers: which block groups share ("auto": the family's default groups, block_selection.py).
     transformer_blocks: str = "auto"
     # Transformers: AlignedGen's ShiftPE (the reference's keys rotated as if it sat right of the target).

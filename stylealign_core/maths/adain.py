@@ -23,6 +23,14 @@ def channel_stats(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and standard deviation over the token axis (-2), in float32, keeping that axis.
 
     The population variance (correction 0) is used so a one-token feature map has variance 0, not NaN.
+    """
+    mean, variance = channel_moments(tokens)
+    return mean, (variance + VARIANCE_EPS).sqrt()
+
+
+def channel_moments(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and population variance over the token axis (-2), in float32, keeping that axis.
+
     On the CPU the variance is taken in two passes (mean, then mean of squared deviations): as exact as
     var_mean, and several times faster there than its reduction over a non-innermost axis.
     """
@@ -34,7 +42,7 @@ def channel_stats(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         variance = squares.mean(dim=-2, keepdim=True)
     else:
         variance, mean = torch.var_mean(values, dim=-2, keepdim=True, correction=0)
-    return mean, (variance + VARIANCE_EPS).sqrt()
+    return mean, variance
 
 
 def adain_affine(

@@ -38,18 +38,32 @@ def rows_of(mask: Optional[torch.Tensor], rows: torch.Tensor) -> Optional[torch.
     return mask.index_select(0, rows)
 
 
-def extended_over_appended(mask: Optional[torch.Tensor], own_keys: int, appended: int, logit_shift: float, dtype, device):
+def extended_over_appended(mask: Optional[torch.Tensor], own_keys: int, appended: int, logit_shift, dtype, device):
     """The target call's mask: its own keys' mask, then the appended reference keys unmasked (or shifted by
-    logit_shift). None when there is no mask and no shift."""
-    if mask is None and logit_shift == 0.0:
+    logit_shift). None when there is no mask and no shift. logit_shift: one float for every appended key,
+    or one per reference (several references: appended = n equal blocks, block i shifted by logit_shift[i]);
+    the appended part is then an additive bias another additive mask can be added to."""
+    shifts = (logit_shift,) if isinstance(logit_shift, (int, float)) else tuple(logit_shift)
+    no_shift = all(shift == 0.0 for shift in shifts)
+    if mask is None and no_shift:
         return None
     if mask is None:
         mask = torch.zeros((1, 1, 1, own_keys), dtype=dtype, device=device)
     if mask.dtype == torch.bool:
-        if logit_shift == 0.0:
+        if no_shift:
             return torch.cat([mask, mask.new_ones(mask.shape[:-1] + (appended,))], dim=-1)
         # A shift needs an additive mask: masked keys get the dtype's lowest value.
         mask = torch.zeros(mask.shape, dtype=dtype, device=device).masked_fill(~mask, torch.finfo(dtype).min)
-    shift = logit_shift if math.isfinite(logit_shift) else torch.finfo(mask.dtype).min
-    extension = torch.full(mask.shape[:-1] + (appended,), shift, dtype=mask.dtype, device=mask.device)
+    extension = reference_key_bias(shifts, appended, mask.dtype, mask.device).expand(mask.shape[:-1] + (appended,))
     return torch.cat([mask, extension], dim=-1)
+
+
+def reference_key_bias(shifts, appended: int, dtype, device) -> torch.Tensor:
+    """(appended,) additive logits of the appended reference keys: len(shifts) equal blocks, block i at
+    shifts[i] (-inf as the dtype's lowest value)."""
+    per_reference = appended // len(shifts)
+    lowest = torch.finfo(dtype).min
+    return torch.cat([
+        torch.full((per_reference,), shift if math.isfinite(shift) else lowest, dtype=dtype, device=device)
+        for shift in shifts
+    ])

@@ -16,7 +16,10 @@ never normalised or shared. Reference rows and target rows are separate backend 
 (sage, flash, xformers) keeps working; reference_strength != 1 adds log(strength) to the appended keys'
 logits through an additive mask on the target call. A call's own attention mask (text
 padding) keeps covering each row's own keys; the appended reference keys are never masked
-(attention_mask.py). Calls of unshared blocks, inactive steps and cross-attention go to the backend
+(attention_mask.py). Several weighted references (references.py): the references' rows are each a call
+of their own keys as above; a target appends every reference's image keys and values, reference i's keys
+at positions shifted by i * delta and logits shifted by log w_i, and AdaIN goes to the moments of the
+references' weighted mixture (maths/reference_mixture.py). Calls of unshared blocks, inactive steps and cross-attention go to the backend
 unchanged; a shared block's call whose layout the pack does not understand (other rows or token count, a
 mask of another shape) too, with its cause noted in the CallLayout for the model-call wrapper's report.
 """
@@ -28,7 +31,10 @@ from typing import Callable, Optional
 
 import torch
 
-from ..maths.adain import adain_affine, channel_stats
+from ..batch_layout import BatchLayout
+from ..maths.adain import adain_affine, channel_moments, channel_stats
+from ..maths.reference_mixture import mixture_stats
+from ..references import reference_logit_shifts
 from ..share_flags import ShareFlags
 from .attention_mask import as_key_mask, extended_over_appended, rows_of
 from .call_layout import CALL_LAYOUT_KEY, CallLayout
@@ -128,16 +134,19 @@ class SharedAttentionOverride:
 
         reference_mask, target_mask = rows_of(mask, reference_rows), rows_of(mask, target_rows)
         if flags.share:
+            batch = layout.batch
             reference_keys = k_r[:, :, image]
             if self.sharing.position_shift and layout.shift_rotation is not None:
-                reference_keys = ROTATIONS[layout.rope_scheme][0](reference_keys, layout.shift_rotation)
+                reference_keys = _shifted_positions(reference_keys, layout.shift_rotation, batch, ROTATIONS[layout.rope_scheme][0])
             if self.sharing.key_scale != 1.0:
                 reference_keys = reference_keys.float() * self.sharing.key_scale
             reference_keys = reference_keys.to(k.dtype)
-            k_t = torch.cat([k_t, reference_keys.index_select(0, target_chunk)], dim=2)
-            v_t = torch.cat([v_t, v_r[:, :, image].index_select(0, target_chunk)], dim=2)
+            k_t = torch.cat([k_t, _per_target(reference_keys, target_chunk, batch)], dim=2)
+            v_t = torch.cat([v_t, _per_target(v_r[:, :, image], target_chunk, batch)], dim=2)
+            shifts = reference_logit_shifts(self.sharing.logit_shift, batch.weights)
             target_mask = extended_over_appended(
-                target_mask, k.shape[2], layout.image_tokens, self.sharing.logit_shift, q.dtype, q.device)
+                target_mask, k.shape[2], len(shifts) * layout.image_tokens, shifts if batch.several else shifts[0],
+                q.dtype, q.device)
 
         if flags.share and self.sharing.matching_frames and layout.frames > 1:
             out_t = self._frame_matched(backend, q_t, k_t, v_t, heads, call_kwargs, target_mask, k.shape[2], layout)
@@ -186,9 +195,47 @@ class SharedAttentionOverride:
             out.index_copy_(token_axis, rows, result)
         return out
 
+def _shifted_positions(reference_keys: torch.Tensor, shift_rotation: torch.Tensor, batch: BatchLayout, rotate=rotate) -> torch.Tensor:
+    """The references' image keys (chunks * n, H, L, D), reference i (1..n) rotated by R(i * delta): moved i
+    image widths along the width axis, so no two references (nor a reference and the target) collide.
+    R(i * delta) = R(delta)^i (RoPE angles are linear in the position), taken in float64. `rotate`: the
+    layout's RoPE scheme (interleaved or split-half pairs)."""
+    if not batch.several:
+        return rotate(reference_keys, shift_rotation)
+    count = len(batch.reference_slots)
+    per_reference = reference_keys.reshape(batch.chunks, count, *reference_keys.shape[1:])
+    shift = shift_rotation.double()
+    return torch.stack([
+        rotate(per_reference[:, i - 1], torch.linalg.matrix_power(shift, i).float()) for i in range(1, count + 1)
+    ], dim=1).reshape(reference_keys.shape)
+
+
+def _per_target(reference_tokens: torch.Tensor, target_chunk: torch.Tensor, batch: BatchLayout) -> torch.Tensor:
+    """(chunks * n, H, L, D) reference tokens -> (targets, H, n * L, D): each target's chunk's references,
+    in reference order along the token axis."""
+    if not batch.several:
+        return reference_tokens.index_select(0, target_chunk)
+    count = len(batch.reference_slots)
+    per_chunk = reference_tokens.reshape(batch.chunks, count, *reference_tokens.shape[1:]).index_select(0, target_chunk)
+    targets, _, heads, tokens, channels = per_chunk.shape
+    return per_chunk.transpose(1, 2).reshape(targets, heads, count * tokens, channels)
+
 
 def _with_mask(kwargs: dict, mask: Optional[torch.Tensor]) -> dict:
     return kwargs if mask is None else dict(kwargs, mask=mask)
+
+
+def _reference_stats(references: torch.Tensor, batch: BatchLayout) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, std) per chunk, (chunks, H, 1, D), of the chunk's reference, or of its references' weighted
+    mixture (references (chunks * n, H, L, D), maths/reference_mixture.py)."""
+    if not batch.several:
+        return channel_stats(references)
+    mean, variance = channel_moments(references)
+    count = len(batch.reference_slots)
+    mean, std = mixture_stats(
+        mean.reshape(batch.chunks, count, *mean.shape[1:]), variance.reshape(batch.chunks, count, *variance.shape[1:]),
+        batch.normalised_weights, axis=1)
+    return mean.squeeze(1), std.squeeze(1)
 
 
 def _adain_image_tokens_(targets: torch.Tensor, references: torch.Tensor, target_chunk: torch.Tensor, layout: CallLayout, rotated: bool, query_start: int = 0) -> None:
@@ -205,7 +252,7 @@ def _adain_image_tokens_(targets: torch.Tensor, references: torch.Tensor, target
     def before_rope(tokens: torch.Tensor) -> torch.Tensor:
         return unrotate(tokens, rotations) if rotations is not None else tokens.float()
 
-    reference_mean, reference_std = channel_stats(before_rope(references[:, :, image]))
+    reference_mean, reference_std = _reference_stats(before_rope(references[:, :, image]), layout.batch)
     target_tokens = before_rope(targets[:, :, image])
     mean, std = channel_stats(target_tokens)
     scale, shift = adain_affine(mean, std, reference_mean.index_select(0, target_chunk), reference_std.index_select(0, target_chunk))

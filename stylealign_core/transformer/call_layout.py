@@ -83,13 +83,13 @@ class CallLayout:
             self.rope_options_key = key
 
     def row_indices(self, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(reference rows, target rows, chunk of each target) as index tensors on `device`, made once per
+        """(every reference's rows, target rows, chunk of each target) as index tensors on `device`, made once per
         model call (not per attention call: no host-to-device copy inside the blocks)."""
         indices = self._row_indices.get(device)
         if indices is None:
             targets = self.batch.target_rows()
             indices = self._row_indices[device] = (
-                torch.tensor(self.batch.reference_rows(), device=device),
+                torch.tensor(self.batch.all_reference_rows(), device=device),  # chunk by chunk, references in order
                 torch.tensor(targets, device=device),
                 torch.tensor([row // self.batch.images_per_chunk for row in targets], device=device),
             )

@@ -52,7 +52,8 @@ class TransformerModelCall:
         x, t, c_crossattn = call.x, call.timestep, call.c_crossattn
         transformer_options = dict(call.transformer_options or {})
         batch: BatchLayout = batch_layout(
-            x.shape[0], transformer_options.get("cond_or_uncond"), self.options.reference_index, self.held_reference is not None
+            x.shape[0], transformer_options.get("cond_or_uncond"), self.options.reference_index, self.held_reference is not None,
+            self.options.references,
         )
         if self.held_reference is not None:
             x = self.held_reference.hold_input(x, t, batch)

@@ -9,6 +9,10 @@ target image t and the reference r of the same conditioning chunk:
 The reference gets [k_in(r) ; k_in(r)]: attending to the same tokens twice leaves its output unchanged,
 and AdaIN against its own statistics is an exact identity, so it is generated as without the patch.
 Targets never see each other's tokens.
+Several weighted references (references.py): k_in(t) = [AdaIN(k_in(t), mixture) ; k_in(r_1) ; ... ; k_in(r_n)],
+AdaIN to the moments of the references' weighted mixture (maths/reference_mixture.py), and each reference
+gets its own tokens n times more (unchanged output); the attention override shifts block i's logits by
+log w_i. That case takes the per-tensor path below (the fused pass knows one reference only).
 
 Cost: this runs in every self-attention layer at every step. In self-attention the host passes one tensor
 as q_in, k_in and v_in; that case goes to fused_adain (statistics once, AdaIN as one float32 affine pass,
@@ -22,11 +26,13 @@ from typing import Optional
 
 import torch
 
-from ..maths.adain import adain_affine, apply_affine, channel_stats
+from ..maths.adain import apply_affine
+from .reference_affine import affine_to_references
 from ..batch_layout import BatchLayout, batch_layout
 from ..maths.fused_adain import fused_share_reference
 from .layer_selection import LayerKey, block_kind_selected
 from ..options import StyleAlignedOptions
+from ..references import reference_logit_shifts
 from .patch_runtime import PatchRuntime, PendingLogitShift
 from ..share_flags import ShareFlags, share_flags
 from .projected_adain import ProjectedAdain
@@ -40,14 +46,28 @@ def _grouped(tokens: torch.Tensor, layout: BatchLayout) -> torch.Tensor:
 
 def _adain_to_reference(tokens: torch.Tensor, layout: BatchLayout) -> torch.Tensor:
     grouped = _grouped(tokens, layout)
-    mean, std = channel_stats(grouped)
-    r = layout.reference_index
-    scale, shift = adain_affine(mean, std, mean[:, r : r + 1], std[:, r : r + 1])
+    scale, shift = affine_to_references(grouped, layout)
     return apply_affine(grouped, scale, shift).reshape(tokens.shape)
+
+
+def _append_several(grouped: torch.Tensor, layout: BatchLayout) -> torch.Tensor:
+    """(chunks, images, L, C) -> (chunks, images, (1 + n) L, C): each image's own tokens, then n blocks; block
+    i holds reference i's tokens for a target and the image's own tokens for a reference (which so attends to
+    nothing new). Written into one buffer, each block from an expanded view (no intermediate copies)."""
+    chunks, images, tokens, channels = grouped.shape
+    slots = list(layout.reference_slots)
+    out = grouped.new_empty((chunks, images, 1 + len(slots), tokens, channels))
+    out[:, :, 0] = grouped
+    for block, slot in enumerate(slots, start=1):
+        out[:, :, block] = grouped[:, slot : slot + 1].expand(chunks, images, tokens, channels)
+        out[:, slots, block] = grouped[:, slots]
+    return out.view(chunks, images, -1, channels)
 
 
 def _append_reference_tokens(tokens: torch.Tensor, layout: BatchLayout) -> torch.Tensor:
     grouped = _grouped(tokens, layout)
+    if layout.several:
+        return _append_several(grouped, layout).reshape(tokens.shape[0], -1, tokens.shape[-1])
     r = layout.reference_index
     # expand_as is a view: cat reads the reference's rows in place, no expanded copy is made.
     reference = grouped[:, r : r + 1].expand_as(grouped)
@@ -82,7 +102,7 @@ def _share_separate_inputs(q_in, k_in, v_in, layout: BatchLayout, flags: ShareFl
 
 
 def _share(q_in, k_in, v_in, layout: BatchLayout, flags: ShareFlags):
-    if q_in is k_in and k_in is v_in and q_in.dim() == 3 and q_in.shape[0] == layout.rows:
+    if q_in is k_in and k_in is v_in and q_in.dim() == 3 and q_in.shape[0] == layout.rows and not layout.several:
         # Self-attention: one input tensor. Statistics once, one affine pass, one buffer per distinct
         # output; a fused Triton kernel on CUDA.
         return fused_share_reference(q_in, layout, flags)
@@ -140,7 +160,8 @@ class SharedAttentionPatch:
         key = (rows, tuple(cond_or_uncond or ()))
         layout = self._layouts.get(key)
         if layout is None:
-            layout = self._layouts[key] = batch_layout(rows, cond_or_uncond, self.options.reference_index)
+            layout = self._layouts[key] = batch_layout(
+                rows, cond_or_uncond, self.options.reference_index, references=self.options.references)
         return layout
 
     def _replaced_by_another_node(self, extra_options: dict) -> bool:
@@ -178,7 +199,9 @@ class SharedAttentionPatch:
             projected = (
                 ProjectedAdain(layout, options.adain_queries, options.adain_keys, options.adain_values) if self._projected else None
             )
+            shifts = reference_logit_shifts(options.logit_shift, layout.weights)
             self.runtime.pending_shift = PendingLogitShift(
-                own_tokens=k_in.shape[-2], total_tokens=k_out.shape[-2], shift=options.logit_shift, projected=projected
+                own_tokens=k_in.shape[-2], total_tokens=k_out.shape[-2], shift=shifts[0], projected=projected,
+                block_shifts=shifts if layout.several else (),
             )
         return q_out, k_out, v_out

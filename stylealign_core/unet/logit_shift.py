@@ -14,6 +14,8 @@ Tiled queries (HyperTile splits each image's queries into T tiles and lets atten
 count, row-major, into T chunks): keys [own ; reference] are re-laid out per tile as
 [own chunk t ; reference chunk t], so tile t of every image sees its own chunk as without the pack plus
 the reference's same chunk, and the reference row sees its chunk twice (unchanged output).
+Several references (references.py): keys [own ; reference 1 ; ... ; reference n], block i's logits shifted
+by log(strength * w_i), tiles laid out as [own chunk t ; reference 1 chunk t ; ... ] alike.
 """
 
 from __future__ import annotations
@@ -38,12 +40,18 @@ class ReferenceLogitShift:
         self._warned = False
 
     def mask_for(self, pending: PendingLogitShift, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        """(1, total_tokens) additive mask: 0 on the layer's own tokens, the shift on the reference's."""
-        key = (pending.own_tokens, pending.total_tokens, pending.shift, dtype, device)
+        """(1, total_tokens) additive mask: 0 on the layer's own tokens, the shift on the reference's (with
+        several references, block i of own_tokens keys after the own ones gets block_shifts[i])."""
+        key = (pending.own_tokens, pending.total_tokens, pending.shift, pending.block_shifts, dtype, device)
         mask = self._mask_cache.get(key)
         if mask is None:
             mask = torch.zeros((1, pending.total_tokens), dtype=dtype, device=device)
-            mask[:, pending.own_tokens :] = pending.shift
+            own = pending.own_tokens
+            if pending.block_shifts:
+                for block, shift in enumerate(pending.block_shifts, start=1):
+                    mask[:, block * own : (block + 1) * own] = shift
+            else:
+                mask[:, own:] = pending.shift
             self._mask_cache[key] = mask
         return mask
 
@@ -84,10 +92,11 @@ class ReferenceLogitShift:
         tiles = q.shape[0] // k.shape[0] if k.shape[0] and q.shape[0] % k.shape[0] == 0 else 0
         own = pending.own_tokens
         shared = pending.total_tokens != own
+        blocks = 1 + (len(pending.block_shifts) or 1)  # [own ; reference 1 ; ... ; reference n]
         # A mask passed positionally, a boolean mask, or keys another patch resized: leave this call alone.
         if (
             len(args) > 4 or k.shape[token_axis] != pending.total_tokens or tiles == 0
-            or (shared and pending.total_tokens != 2 * own) or own % tiles != 0
+            or (shared and pending.total_tokens != blocks * own) or own % tiles != 0
             or (existing is not None and existing.dtype == torch.bool)
             or (pending.projected is not None and token_axis != 1)
         ):
@@ -104,9 +113,9 @@ class ReferenceLogitShift:
             return args
         q, k = args[0], args[1]
         if tiles > 1:
-            args = (q, _per_tile(k, tiles, token_axis), _per_tile(args[2], tiles, token_axis), *args[3:])
-            pending = PendingLogitShift(own // tiles, pending.total_tokens // tiles, pending.shift)
-        if pending.shift != 0.0:
+            args = (q, _per_tile(k, tiles, token_axis, blocks), _per_tile(args[2], tiles, token_axis, blocks), *args[3:])
+            pending = PendingLogitShift(own // tiles, pending.total_tokens // tiles, pending.shift, block_shifts=pending.block_shifts)
+        if pending.shift != 0.0 or any(shift != 0.0 for shift in pending.block_shifts):
             mask = self.mask_for(pending, q.dtype, q.device)
             kwargs["mask"] = mask if existing is None else existing + mask
         return args
@@ -126,9 +135,10 @@ class ReferenceLogitShift:
         return (q, k, v, *args[3:])
 
 
-def _per_tile(tokens: torch.Tensor, tiles: int, token_axis: int) -> torch.Tensor:
-    """[own ; reference] along the token axis -> [own chunk 0 ; reference chunk 0 ; own chunk 1 ; ...]."""
+def _per_tile(tokens: torch.Tensor, tiles: int, token_axis: int, blocks: int = 2) -> torch.Tensor:
+    """[own ; reference] along the token axis -> [own chunk 0 ; reference chunk 0 ; own chunk 1 ; ...]
+    (several references: `blocks` = 1 + n blocks, each cut into the same tiles)."""
     moved = tokens.movedim(token_axis, 1)
     rows, count, *rest = moved.shape
-    per_tile = moved.reshape(rows, 2, tiles, count // (2 * tiles), *rest).transpose(1, 2).reshape(rows, count, *rest)
+    per_tile = moved.reshape(rows, blocks, tiles, count // (blocks * tiles), *rest).transpose(1, 2).reshape(rows, count, *rest)
     return per_tile.movedim(1, token_axis)

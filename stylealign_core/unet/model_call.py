@@ -53,7 +53,9 @@ class UNetModelCall:
         cond_or_uncond = transformer_options.get("cond_or_uncond")
         replaced_layers = replaced_attn1(transformer_options)
         # Checked here, before the UNet runs, so a bad batch is one clear error and not a traceback.
-        layout = batch_layout(x.shape[0], cond_or_uncond, self.options.reference_index, self.held_reference is not None)
+        layout = batch_layout(
+            x.shape[0], cond_or_uncond, self.options.reference_index, self.held_reference is not None, self.options.references
+        )
         if self.held_reference is not None:
             x = self.held_reference.hold_input(x, timestep, layout)
         sigma = float(timestep.max())

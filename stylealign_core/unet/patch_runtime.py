@@ -42,6 +42,9 @@ class PendingLogitShift:
     # Full attention sharing (full_attention_sharing): the call's batch layout; the attention call then runs
     # every chunk as one sequence of all its images' tokens.
     full_share: Optional["BatchLayout"] = None
+    # Several references: the keys are [own ; reference 1 ; ... ; reference n], each block own_tokens long,
+    # block i's logits shifted by block_shifts[i] (log of reference_strength * w_i); () = one block, `shift`.
+    block_shifts: tuple = ()
 
 
 class PatchRuntime:

@@ -10,7 +10,8 @@ Layout as the UNet hands it to attention: (rows, tokens, channels), heads not sp
 are channels of the inner dim, so per-channel statistics are the same). Queries another patch split into
 image-major tiles, (rows * tiles, tokens / tiles, channels), regroup to the same per-image statistics.
 Keys and values hold [own tokens ; appended reference tokens]: only the own tokens are normalised, the
-appended ones are the reference's projected tokens (its AdaIN against itself is the identity). Statistics
+appended ones are the reference's projected tokens (its AdaIN against itself is the identity). With
+several references the targets go to the references' weighted mixture (maths/reference_mixture.py). Statistics
 in float32 (maths.adain); the reference rows come out bit-identical.
 """
 
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 import torch
 
 from ..batch_layout import BatchLayout
-from ..maths.adain import adain_affine, channel_stats, needs_grad
+from ..maths.adain import needs_grad
+from .reference_affine import affine_to_references
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class ProjectedAdain:
 
 
 def adain_own_tokens(tokens: torch.Tensor, own_tokens: int, layout: BatchLayout) -> torch.Tensor:
-    """AdaIN of every image's first `own_tokens` tokens (axis 1) to its chunk's reference. In place when
+    """AdaIN of every image's first `own_tokens` tokens (axis 1) to its chunk's reference(s). In place when
     autograd allows: the projected tensors are fresh outputs of to_q/to_k/to_v, used only by attention."""
     own = tokens[:, :own_tokens]
     shape = (layout.chunks, layout.images_per_chunk, -1, tokens.shape[-1])
@@ -47,9 +49,7 @@ def adain_own_tokens(tokens: torch.Tensor, own_tokens: int, layout: BatchLayout)
         grouped = own.view(shape)
     except RuntimeError:  # not viewable (an odd stride from another patch): normalise a copy
         grouped = own.reshape(shape)
-    mean, std = channel_stats(grouped)
-    r = layout.reference_index
-    scale, shift = adain_affine(mean, std, mean[:, r : r + 1], std[:, r : r + 1])
+    scale, shift = affine_to_references(grouped, layout)
     if needs_grad(tokens, scale, shift) or grouped.data_ptr() != own.data_ptr() or grouped._base is None:
         normalised = torch.addcmul(shift, grouped.float(), scale).to(tokens.dtype).reshape(own.shape)
         return torch.cat([normalised, tokens[:, own_tokens:]], dim=1) if own_tokens < tokens.shape[1] else normalised

@@ -26,6 +26,9 @@ repetitions of its time over the unpatched time of the same repetition:
                      attention override); pack-inputs the pack with adain_on "inputs" (on request only)
     pack-full-sharing  full_attention_sharing (every image attends to every image of its chunk; on request)
     pack-shared-norm   share_group_norm on top of the default pack (on request)
+    pack-two-references  two weighted references (slots 0 and 1, weights 1 and 0.5; StyleAlignedReferences) in
+                     the same batch, so one target fewer than "pack" (on request); floor-two-references:
+                     both references' tokens appended to the k/v inputs and nothing else (on request)
 Peak memory: CUDA, torch.cuda.max_memory_allocated over one forward (absolute, weights included, and above
 what was allocated before the forward); CPU, the peak of live CPU allocations during one forward, summed
 from the torch profiler's allocation events (tracemalloc does not see torch's allocator).
@@ -224,6 +227,17 @@ def floor_patch(q, k, v, extra_options):
     return q, shared, shared
 
 
+def floor_two_references_patch(q, k, v, extra_options):
+    """The floor for two references (slots 0 and 1): both references' tokens appended to the k/v inputs."""
+    import torch
+
+    chunks, images = chunk_layout(k.shape[0], extra_options)
+    grouped = k.reshape(chunks, images, k.shape[1], k.shape[2])
+    first, second = (grouped[:, slot : slot + 1].expand_as(grouped) for slot in (0, 1))
+    shared = torch.cat([grouped, first, second], dim=2).reshape(k.shape[0], -1, k.shape[2])
+    return q, shared, shared
+
+
 def _expand_reference(x, chunks, images):
     """A materialised copy of each chunk's reference, one per image (as plain implementations do)."""
     grouped = x.reshape(chunks, images, *x.shape[1:])
@@ -273,7 +287,22 @@ PACK_OPTIONS = {
     "pack-inputs": {"adain_on_projections": False},
     "pack-full-sharing": {"full_attention_sharing": True},
     "pack-shared-norm": {"adain_on_projections": True, "share_group_norm": True},
+    # (slot, weight) pairs become StyleAlignedOptions.references in make_variants.
+    "pack-two-references": {"adain_on_projections": True, "references": ((0, 1.0), (1, 0.5))},
+    "pack-two-references-inputs": {"adain_on_projections": False, "references": ((0, 1.0), (1, 0.5))},
+    "pack-inputs-one-reference": {"adain_on_projections": False},
 }
+
+
+def pack_options(core, name: str):
+    """The StyleAlignedOptions of a pack variant; (slot, weight) pairs become its references."""
+    values = dict(PACK_OPTIONS[name])
+    pairs = values.pop("references", None)
+    if pairs is None:
+        return core.StyleAlignedOptions(reference_index=REFERENCE_INDEX, **values)
+    references = import_pack_module("stylealign_core.references")
+    chosen = references.WeightedReferences(tuple(slot for slot, _ in pairs), tuple(weight for _, weight in pairs))
+    return core.StyleAlignedOptions(reference_index=chosen.slots[0], references=chosen, **values)
 
 
 def group_norm_patches(diffusion_model, runtime, shared_group_norm):
@@ -311,7 +340,7 @@ def make_variants(patcher, names: list[str]) -> list[Variant]:
             variants.append(Variant(name, dict(patcher.model_options.get("transformer_options", {}))))
         elif name in PACK_OPTIONS:
             # What the StyleAlignedPatch node builds (defaults, or the option the variant names).
-            options = core.StyleAlignedOptions(reference_index=REFERENCE_INDEX, **PACK_OPTIONS[name])
+            options = pack_options(core, name)
             # The node's own layer listing and selection (nodes/host_model.py, unet/layer_selection.py).
             layers = host_model.self_attention_layers(patcher, "bench")
             runtime = core.PatchRuntime()
@@ -340,9 +369,10 @@ def make_variants(patcher, names: list[str]) -> list[Variant]:
                 name, dict(patched.model_options["transformer_options"], wrappers=patched.wrappers),
                 before=before_forward, after=after,
             ))
-        elif name in ("straightforward", "floor"):
+        elif name in ("straightforward", "floor", "floor-two-references"):
             patched = patcher.clone()
-            patched.set_model_attn1_patch(straightforward_patch if name == "straightforward" else floor_patch)
+            patched.set_model_attn1_patch(
+                {"straightforward": straightforward_patch, "floor": floor_patch, "floor-two-references": floor_two_references_patch}[name])
             variants.append(Variant(name, patched.model_options["transformer_options"]))
         else:
             raise SystemExit(f"unknown variant {name!r}")

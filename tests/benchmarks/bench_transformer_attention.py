@@ -20,6 +20,8 @@ time / unpatched time of the same repetition):
                      AdaIN of image q/k before RoPE, reference image K shifted and x1.1, V appended,
                      reference rows and target rows as separate backend calls); on a host that calls
                      attn1 patches inside DiT blocks (ComfyUI 0.33: Flux, Qwen-Image) AdaIN runs there
+    pack-two-references  two weighted references (slots 0 and 1, weights 1 and 0.5) in the same batch, one
+                     target fewer (opt-in)
     pack-override-adain  the same without that patch: the override undoes RoPE, AdaINs, redoes it (the
                      path of hosts without the hook, e.g. 0.3.75); opt-in: --variants ...,pack-override-adain
     floor            the reference's image-token K/V appended to every row in the shared blocks, one
@@ -106,13 +108,20 @@ def import_pack():
     return import_pack_module("nodes.transformer_model"), import_pack_module("stylealign_core")
 
 
+def with_host_fields(dit: dict) -> dict:
+    """The config as this host's classes accept it: the fields newer hosts require (txt_ids_dims), added the way
+    the tiny test model of the same image_model is fitted (tests/host/tiny_dit_models.fit_host_config)."""
+    from host.tiny_dit_models import TINY_DITS, fit_host_config
+
+    kind = dit.get("image_model")
+    return fit_host_config(kind, dit) if kind in TINY_DITS else dict(dit)
+
+
 def build_model(config: Config, device, dtype):
     import comfy.model_patcher
     import comfy.supported_models
 
-    from host.tiny_dit_models import fit_host_config  # fields newer hosts require (txt_ids_dims)
-
-    model_config = getattr(comfy.supported_models, config.model_class)(fit_host_config(config.name, config.dit))
+    model_config = getattr(comfy.supported_models, config.model_class)(with_host_fields(config.dit))
     model_config.set_inference_dtype(dtype, None)
     model = model_config.get_model({}, device=device)
     model.to(device)
@@ -244,6 +253,13 @@ def make_variants(patcher, names: list[str]) -> list[Variant]:
             # and redoes it. Where the host calls the hook (0.33 Flux / Qwen-Image) "pack" AdaINs there.
             patches = {key: value for key, value in pack_options.get("patches", {}).items() if key != "attn1_patch"}
             variants.append(Variant(name, dict(pack_options, patches=patches)))
+        elif name == "pack-two-references":
+            # Two weighted references (slots 0 and 1, weights 1 and 0.5): one target fewer than "pack".
+            from stylealigned_bench_pack.stylealign_core.references import WeightedReferences
+
+            two = core.StyleAlignedOptions(reference_index=0, references=WeightedReferences((0, 1), (1.0, 0.5)))
+            patched_two = transformer_model.install_transformer_route(patcher, family_host, two, sharing)
+            variants.append(Variant(name, dict(patched_two.model_options["transformer_options"], wrappers=patched_two.wrappers)))
         elif name in ("floor", "straightforward"):
             override = (FloorOverride if name == "floor" else StraightforwardOverride)(
                 family, sharing.shared_blocks, sharing.key_scale)

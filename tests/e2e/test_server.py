@@ -43,7 +43,8 @@ PATCH = "StyleAlignedPatch"
 PACK_MODULE = "custom_nodes.ComfyUI-StyleAligned"
 PACK_NODES = ("StyleAlignedPatch", "StyleAlignedPromptBatch", "StyleAlignedInvertReference",
               "StyleAlignedSaveReference", "StyleAlignedLoadReference", "StyleAlignedSetScore",
-              "StyleAlignedSplitSet", "StyleAlignedGatherSet", "StyleAlignedGatherPart", "StyleAlignedAssembleSet")
+              "StyleAlignedSplitSet", "StyleAlignedGatherSet", "StyleAlignedGatherPart", "StyleAlignedAssembleSet",
+              "StyleAlignedReferences")
 SIZE = 64
 STEPS = 3
 RUN_TIMEOUT = 180
@@ -148,11 +149,12 @@ def test_object_info_lists_patch_node_with_tooltips(comfy, object_info):
     # Transformer-only inputs are optional, so API graphs saved before them still validate.
     assert list(info["input"].get("optional", {})) == [
         "transformer_blocks", "shift_reference_positions", "reference_key_scale", "reference",
-        "adain_on", "full_attention_sharing", "share_group_norm"]
+        "adain_on", "full_attention_sharing", "share_group_norm", "references"]
     assert info["input"]["optional"]["adain_on"][1]["default"] == "projections (paper)"
     assert info["input"]["optional"]["transformer_blocks"][1]["default"] == "auto"
     assert info["input"]["optional"]["reference_key_scale"][1]["default"] == 0.0
     assert info["input"]["optional"]["reference"][0] == "STYLEALIGN_REFERENCE"
+    assert info["input"]["optional"]["references"][0] == "STYLEALIGN_REFERENCES"
     assert info["output"] == ["MODEL"]
 
 
@@ -267,6 +269,8 @@ class Expected:
     # Runs here on one server with the split's part_count set to 1; across a master and a worker in
     # tests/e2e/test_distributed_set.py.
     distributed: bool = False
+    # The saved batch holds the set this many times (one row per StyleAlignedPatch setting).
+    rows: int = 1
 
 
 WAN_FILES = (("unet_name", "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors"),
@@ -307,6 +311,10 @@ EXPECTED = {
                                            transformer=True, model_files=WAN_FILES),
     "stylealigned_wan_image_set": Expected(None, 640, saved=3, reference_unchanged=True, batch_from_prompts=True,
                                            transformer=True, model_files=WAN_FILES),
+    # Two references (slots 0 and 1) at three weight settings: three rows of 5 saved as one batch (SDXL graph run
+    # on the tiny SD1.5 checkpoint, as stylealigned_sdxl_set); both references checked below.
+    "stylealigned_sdxl_two_styles": Expected(SDXL_CHECKPOINT, 1024, saved=15, reference_unchanged=False,
+                                             batch_from_prompts=True, rows=3),
 }
 LATENT_NODES = ("EmptyLatentImage", "EmptySD3LatentImage", "EmptyHunyuanLatentVideo")
 
@@ -410,7 +418,7 @@ def test_shipped_api_workflow_runs(comfy, object_info, unique_prefix, api_path: 
     # StyleAlignedPromptBatch shows which image gets which prompt: one line per image, image 0 the reference.
     lines = prompt[the_only(prompt, PROMPT_BATCH)]["inputs"]["prompts"].strip().splitlines()
     report = entry["outputs"][the_only(prompt, PROMPT_BATCH)]["text"][0].splitlines()
-    assert len(report) == len(lines) == (expected.saved + (0 if expected.batch_from_prompts else 1))
+    assert len(report) == len(lines) == (expected.saved // expected.rows + (0 if expected.batch_from_prompts else 1))
     for i, (line, text) in enumerate(zip(report, lines)):
         role = "reference" if i == 0 else "target"
         assert line.startswith(f"image {i} ({role}): line {i + 1}: ") and text.strip() in line, report
@@ -422,6 +430,21 @@ def test_shipped_api_workflow_runs(comfy, object_info, unique_prefix, api_path: 
         bypassed = bypass(prompt, [patch], object_info)
         bypassed[save]["inputs"]["filename_prefix"] = unique_prefix("shipped_bypassed")
         assert_reference_unchanged(images, images_of(comfy, comfy.run(bypassed, timeout=RUN_TIMEOUT), save), reference)
+
+
+def test_shipped_two_styles_workflow_keeps_both_references(comfy, object_info, unique_prefix):
+    """Every row (weight setting) keeps both references (slots 0 and 1) as without StyleAligned; its targets
+    differ from the unpatched ones and from row to row (the weights count)."""
+    prompt = adapted("stylealigned_sdxl_two_styles", unique_prefix("two_styles"))
+    save = the_only(prompt, "SaveImage")
+    rows = [images[i:i + 5] for images in [images_of(comfy, comfy.run(prompt, timeout=RUN_TIMEOUT), save)] for i in (0, 5, 10)]
+    bypassed = bypass(prompt, nodes_of(prompt, PATCH), object_info)
+    bypassed[save]["inputs"]["filename_prefix"] = unique_prefix("two_styles_bypassed")
+    plain = images_of(comfy, comfy.run(bypassed, timeout=RUN_TIMEOUT), save)[:5]
+    for row in rows:
+        assert all(max_abs_diff(row[slot], plain[slot]) <= 1 for slot in (0, 1))
+        assert all(max_abs_diff(row[slot], plain[slot]) > 1 for slot in (2, 3, 4))
+    assert max_abs_diff(rows[0][2], rows[2][2]) > 1, "the weights made no difference"
 
 
 def test_shipped_controlnet_workflow_is_controlled(comfy, object_info, unique_prefix):

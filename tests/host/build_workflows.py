@@ -651,6 +651,66 @@ def wan_image_set() -> dict:
         length_hint="length 1 = one frame, a still image.", frames_hint="",
         outputs=[node(18, "SaveImage", (1640, 140), (500, 560), filename_prefix="StyleAligned/wan_image_set")],
         output_links=[(17, "IMAGE", 18, "images")])
+TWO_STYLES_NOTE = """
+StyleAligned: two reference styles, blended by weight
+
+What to choose:
+1. Load Checkpoint: your SDXL model (sd_xl_base_1.0.safetensors or another SDXL base checkpoint).
+2. StyleAligned Prompt Batch: line 1 and line 2 are the two style references (batch slots 0 and 1), each with its own style words; every other line is a new image. "style" is empty here, since each reference carries its own.
+3. StyleAligned References: one node per reference. "Reference 1" lists slot 0 with weight 1; each "Reference 2" node lists slot 1 after it (its references input) with another weight. A weight multiplies that reference's attention weight, and AdaIN follows the weighted mix of the references' statistics (weight / sum of weights); 0 drops a reference.
+4. Three StyleAligned nodes, one per weight setting (slot 1 weighted 0.25, 1 and 4 against slot 0's 1), each sampled with the same seed: the three previews (one per setting, top to bottom) move from the first style towards the second. The two references come out the same in each, exactly as without StyleAligned. Save Image saves the three one after the other (5 images each).
+5. To blend more styles, chain more StyleAligned References nodes and add a prompt line for each. (The prompt batch's report calls line 2 a target: it does not know about the references list; StyleAligned does.)
+"""
+
+
+def sdxl_two_styles() -> dict:
+    """One prompt batch with two references (slots 0 and 1), StyleAlignedReferences chains with three weights
+    for the second, three StyleAlignedPatch → KSampler → VAEDecode → PreviewImage columns side by side, and
+    the three results saved as one batch."""
+    prompts = "\n".join([
+        "a lighthouse on a rocky coast, in minimal origami style",
+        "a lighthouse on a rocky coast, watercolor painting, soft pastel colors, paper texture",
+        "a toy train", "a sailing boat at sea", "a cottage in a forest",
+    ])
+    nodes = [
+        node(1, "CheckpointLoaderSimple", (40, 40), (330, 100), ckpt_name=SDXL_CHECKPOINT),
+        node(2, "StyleAlignedPromptBatch", (40, 170), (420, 300), "Prompts: lines 1 and 2 = the two references",
+             prompts=prompts, style=""),
+        node(3, "CLIPTextEncode", (40, 500), (420, 130), "Negative prompt", text="blurry, low quality, watermark, text"),
+        node(4, "EmptyLatentImage", (40, 660), (340, 110), "Empty Latent Image (batch_size = prompt lines)",
+             width=1024, height=1024, batch_size=5),
+        node(5, "StyleAlignedReferences", (40, 800), (320, 110), "Reference 1: slot 0", slot=0, weight=1.0),
+        note(6, (2090, 600), (300, 570), "StyleAligned: two styles, what to choose", TWO_STYLES_NOTE),
+    ]
+    links = [(1, "CLIP", 2, "clip"), (1, "CLIP", 3, "clip"), (2, "batch_size", 4, "batch_size")]
+    for column, weight in enumerate((0.25, 1.0, 4.0)):
+        x, base = 500 + column * 360, 10 + column * 10
+        reference, patch, sampler, decode, preview = base, base + 1, base + 2, base + 3, base + 4
+        nodes += [
+            node(reference, "StyleAlignedReferences", (x, 40), (330, 100), f"Reference 2: slot 1, weight {weight:g}",
+                 slot=1, weight=weight),
+            node(patch, "StyleAlignedPatch", (x, 170), (330, 500), f"StyleAligned (weights 1 : {weight:g})",
+                 **PATCH_DEFAULTS),
+            {**ksampler(sampler, (x, 700), seed=20240617, steps=30), "title": f"KSampler (weights 1 : {weight:g})"},
+            node(decode, "VAEDecode", (x, 1000), (210, 50)),
+            node(preview, "PreviewImage", (1580, 40 + column * 380), (480, 350), f"Weights 1 : {weight:g}"),
+        ]
+        links += [
+            (5, "references", reference, "references"), (reference, "references", patch, "references"),
+            (1, "MODEL", patch, "model"), (patch, "MODEL", sampler, "model"), (2, "CONDITIONING", sampler, "positive"),
+            (3, "CONDITIONING", sampler, "negative"), (4, "LATENT", sampler, "latent_image"),
+            (sampler, "LATENT", decode, "samples"), (1, "VAE", decode, "vae"), (decode, "IMAGE", preview, "images"),
+        ]
+    # The three results saved as one batch, in weight order.
+    nodes += [
+        node(40, "ImageBatch", (500, 1090), (210, 70)),
+        node(41, "ImageBatch", (860, 1090), (210, 70)),
+        node(42, "SaveImage", (2090, 40), (300, 530), "Save: all three (1 : 0.25, 1 : 1, 1 : 4)",
+             filename_prefix="StyleAligned/sdxl_two_styles"),
+    ]
+    links += [(13, "IMAGE", 40, "image1"), (23, "IMAGE", 40, "image2"), (40, "IMAGE", 41, "image1"),
+              (33, "IMAGE", 41, "image2"), (41, "IMAGE", 42, "images")]
+    return {"nodes": nodes, "links": links}
 
 
 NEEDS_DISTRIBUTED = ("stylealigned_sd15_distributed_set",)
@@ -667,6 +727,7 @@ WORKFLOWS = {
     "stylealigned_z_image_set": z_image_set,
     "stylealigned_wan_video_set": wan_video_set,
     "stylealigned_wan_image_set": wan_image_set,
+    "stylealigned_sdxl_two_styles": sdxl_two_styles,
 }
 
 
