@@ -169,6 +169,7 @@ class StyleAlignedPatch(io.ComfyNode):
                     "each target frame attends to. 'all frames' (default, our choice): every reference frame, as if the "
                     "reference clip played beside the target. 'matching frames': only the reference frame at the same "
                     "time; cheaper, and each clip's motion stays its own.",
+                ),
                 StyleAlignedReferenceList.Input(
                     "references", optional=True,
                     tooltip="Optional: several references with weights (StyleAligned References nodes). Then every "

@@ -195,7 +195,7 @@ class SharedAttentionOverride:
             out.index_copy_(token_axis, rows, result)
         return out
 
-def _shifted_positions(reference_keys: torch.Tensor, shift_rotation: torch.Tensor, batch: BatchLayout, rotate=rotate) -> torch.Tensor:
+def _shifted_positions(reference_keys: torch.Tensor, shift_rotation: torch.Tensor, batch: BatchLayout, rotate: Callable) -> torch.Tensor:
     """The references' image keys (chunks * n, H, L, D), reference i (1..n) rotated by R(i * delta): moved i
     image widths along the width axis, so no two references (nor a reference and the target) collide.
     R(i * delta) = R(delta)^i (RoPE angles are linear in the position), taken in float64. `rotate`: the
