@@ -149,12 +149,13 @@ def test_object_info_lists_patch_node_with_tooltips(comfy, object_info):
     # Transformer-only inputs are optional, so API graphs saved before them still validate.
     assert list(info["input"].get("optional", {})) == [
         "transformer_blocks", "shift_reference_positions", "reference_key_scale", "reference",
-        "adain_on", "full_attention_sharing", "share_group_norm", "references"]
+        "adain_on", "full_attention_sharing", "share_group_norm", "shared_frames", "references"]
     assert info["input"]["optional"]["adain_on"][1]["default"] == "projections (paper)"
     assert info["input"]["optional"]["transformer_blocks"][1]["default"] == "auto"
     assert info["input"]["optional"]["reference_key_scale"][1]["default"] == 0.0
     assert info["input"]["optional"]["reference"][0] == "STYLEALIGN_REFERENCE"
     assert info["input"]["optional"]["references"][0] == "STYLEALIGN_REFERENCES"
+    assert info["input"]["optional"]["shared_frames"][1]["default"] == "all frames"
     assert info["output"] == ["MODEL"]
 
 
