@@ -165,21 +165,10 @@ class SharedAttentionOverride:
         One backend call per frame rather than a mask over every appended key: cheaper (each query meets
         own + one frame of keys) and mask-free backends (flash, sage) keep working. `mask`: the target
         call's mask over [own keys, appended keys] (its additive reference logits included) or None."""
-        frame = layout.image_tokens // layout.frames
         copies = (k.shape[2] - own_keys) // layout.image_tokens  # appended image ranges, frames in order
         token_axis = 2 if kwargs.get("skip_output_reshape") else 1
-        queries, image = q.shape[2], layout.image_slice
-        parts = []  # (query positions, key positions or None for all)
-        for f in range(layout.frames):
-            start = image.start + f * frame
-            keys = [torch.arange(own_keys, device=q.device)] + [
-                torch.arange(own_keys + c * layout.image_tokens + f * frame, own_keys + c * layout.image_tokens + (f + 1) * frame, device=q.device)
-                for c in range(copies)
-            ]
-            parts.append((torch.arange(start, start + frame, device=q.device), torch.cat(keys)))
-        if image.start > 0 or image.stop < queries:  # text or extra tokens around the image
-            outside = torch.cat([torch.arange(0, image.start, device=q.device), torch.arange(image.stop, queries, device=q.device)])
-            parts.append((outside, None))
+        queries = q.shape[2]
+        parts = layout.frame_parts(own_keys, copies, queries, q.device)
         out = None
         for rows, keys in parts:
             part_mask = mask

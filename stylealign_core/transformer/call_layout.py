@@ -74,6 +74,7 @@ class CallLayout:
     rope_options_key: str = "None"
 
     _row_indices: dict = field(default_factory=dict, repr=False)
+    _frame_parts: dict = field(default_factory=dict, repr=False)
 
     def follow_rope_options(self, rope_options) -> None:
         """Use the rotations of the rope_options the attention call sees (the model's own positions)."""
@@ -94,6 +95,30 @@ class CallLayout:
                 torch.tensor([row // self.batch.images_per_chunk for row in targets], device=device),
             )
         return indices
+
+    def frame_parts(self, own_keys: int, copies: int, queries: int, device) -> list:
+        """Matching frames: [(query positions, key positions or None for all keys)], one entry per latent
+        frame f (its image queries see the target's own keys and frame f of each of the `copies` appended
+        reference image ranges), plus one for the queries outside the image (text, extra tokens) that see
+        every key. Made once per model call and device (every shared layer of the call reuses them)."""
+        cache_key = (own_keys, copies, queries, self.image_start, device)
+        parts = self._frame_parts.get(cache_key)
+        if parts is None:
+            frame, image = self.image_tokens // self.frames, self.image_slice
+            own = torch.arange(own_keys, device=device)
+            parts = []
+            for f in range(self.frames):
+                appended = [
+                    torch.arange(own_keys + c * self.image_tokens + f * frame, own_keys + c * self.image_tokens + (f + 1) * frame, device=device)
+                    for c in range(copies)
+                ]
+                start = image.start + f * frame
+                parts.append((torch.arange(start, start + frame, device=device), torch.cat([own] + appended)))
+            if image.start > 0 or image.stop < queries:
+                outside = torch.cat([torch.arange(0, image.start, device=device), torch.arange(image.stop, queries, device=device)])
+                parts.append((outside, None))
+            self._frame_parts[cache_key] = parts
+        return parts
 
     def planned_block(self, call_index: int):
         """The block key the call plan gives the call_index-th attention call (None past its end)."""
